@@ -1,0 +1,51 @@
+"""The pipeline: fetch, convert, overlay, patch, into a new directory, with a line per stage."""
+from pathlib import Path
+
+from . import convert, fetch, overlay, patching
+from .tree import Record
+
+TOOL_FILES = sorted(Path(__file__).parent.glob("*.py"))
+
+
+def inputs_digest(project):
+  return project.inputs_digest(convert.installed_tensorflow() or "none", TOOL_FILES)
+
+
+def build(project, lock, source, dest, progress, digest):
+  """Builds the patched tree at `dest` (which must not exist) and returns its Record.
+
+  Returns the offsets git reported as well: [(patch name, [notes])].
+  """
+  version = convert.require_converter()
+  warning = convert.converter_warning(version, lock)
+  if warning:
+    progress.say(warning)
+  names = project.series()
+  patches = [project.patch(name) for name in names]
+
+  with progress.stage("fetch") as line:
+    line.detail = f"{lock.commit[:12]} {fetch.ensure_commit(lock.commit, source)}"
+    date = fetch.checkout(lock.commit, lock.tree, dest)
+  with progress.stage("convert") as line:
+    converted, how = convert.convert(dest, lock.commit, version, date)
+    line.detail = how
+    if convert.converted_tree(dest) != lock.converted_tree:
+      line.detail += (f"; differs from the lock's conversion (TensorFlow {lock.tensorflow})")
+  with progress.stage("overlay") as line:
+    overlay_sha, count = overlay.add_overlay(project, dest, date)
+    line.detail = f"{count} files from overlay/"
+  applied = []
+  offsets = []
+  head = overlay_sha
+  for patch in patches:
+    with progress.stage("patch") as line:
+      line.detail = patch.name
+      head, notes = patching.apply_patch(dest, patch, date)
+      if notes:
+        line.detail += " (" + "; ".join(notes) + ")"
+    applied.append([patch.name, head])
+    offsets.append((patch.name, notes))
+  record = Record(inputs=digest, upstream=lock.commit, converted=converted, overlay=overlay_sha,
+                  head=head, patches=applied, date=date)
+  record.save(dest)
+  return record, offsets

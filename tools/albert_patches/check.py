@@ -1,0 +1,50 @@
+"""`check`: build the series in a temporary place, report each patch, lint it; change nothing."""
+import io
+import tempfile
+from pathlib import Path
+
+from . import build, fetch
+from .errors import ToolError
+from .lint import lint_patch
+from .lock import Lock
+from .progress import Progress
+
+
+def run(project, args, progress):
+  lock = Lock.read(project.lock_path)
+  names = project.series()
+  overlay_files = set(project.overlay_files())
+  problems = {}
+  for name in names:
+    found = lint_patch(project.patch(name), overlay_files)
+    if found:
+      problems[name] = found
+  source = fetch.resolve_source(args.upstream, lock)
+  with tempfile.TemporaryDirectory(prefix="albert-check-") as tmp:
+    quiet = Progress(stream=io.StringIO())
+    try:
+      _, offsets = build.build(project, lock, source, Path(tmp) / "albert", quiet,
+                               build.inputs_digest(project))
+    except ToolError as e:
+      failed = str(e)
+      offsets = []
+    else:
+      failed = None
+  for name, notes in offsets:
+    if notes:
+      problems.setdefault(name, []).append("applies only with an offset: " + "; ".join(notes))
+  applied = {name for name, _ in offsets}
+  for name in names:
+    status = "applies" if name in applied else "not tried"
+    if failed and name not in applied and name in failed:
+      status = "FAILS"
+    line = f"{status:<10}{name}"
+    if problems.get(name):
+      line += "  -- " + "; ".join(problems[name])
+    progress.say(line)
+  if failed:
+    raise ToolError(failed)
+  if problems:
+    raise ToolError(f"{len(problems)} of {len(names)} patches need attention (see above)")
+  progress.say(f"ok: {len(names)} patches apply exactly on {lock.commit[:12]} and pass the lint")
+  return 0

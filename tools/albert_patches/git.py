@@ -1,0 +1,53 @@
+"""Runs git with settings that make the trees we build reproducible and independent of user config."""
+import os
+import subprocess
+
+from .errors import ToolError
+
+IDENTITY = ("albert-patches", "albert-patches@invalid")
+
+_CONFIG = [
+    "-c", "core.autocrlf=false",
+    "-c", "core.safecrlf=false",
+    "-c", "commit.gpgsign=false",
+    "-c", "advice.detachedHead=false",
+    "-c", "init.defaultBranch=patched",
+    "-c", "diff.noprefix=false",
+    "-c", "diff.mnemonicPrefix=false",
+]
+
+
+def run(args, cwd=None, check=True, date=None, input=None):
+  """Runs `git ARGS` and returns its stdout; raises ToolError with git's message on failure.
+
+  `date` pins author and committer dates so that commits we make are reproducible.
+  """
+  env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C",
+             GIT_AUTHOR_NAME=IDENTITY[0], GIT_AUTHOR_EMAIL=IDENTITY[1],
+             GIT_COMMITTER_NAME=IDENTITY[0], GIT_COMMITTER_EMAIL=IDENTITY[1])
+  if date:
+    env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env, input=input,
+                        capture_output=True, text=True)
+  if check and proc.returncode != 0:
+    raise GitError(args, proc)
+  return proc if not check else proc.stdout
+
+
+class GitError(ToolError):
+
+  def __init__(self, args, proc):
+    message = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+    super().__init__(f"git {' '.join(args)} failed: {message[-1] if message else proc.returncode}")
+    self.proc = proc
+
+
+def commit_all(tree, message, date):
+  """Commits every change in the tree (new files included) with the tool's identity."""
+  run(["add", "-A"], cwd=tree)
+  run(["commit", "-q", "--allow-empty", "-m", message], cwd=tree, date=date)
+  return run(["rev-parse", "HEAD"], cwd=tree).strip()
+
+
+def has_commit(repo, sha):
+  return run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, check=False).returncode == 0

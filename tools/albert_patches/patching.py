@@ -1,0 +1,59 @@
+"""Stage 4, patch: each patch of the series applied with exact context and committed on its own."""
+import re
+
+from . import git
+from .errors import ToolError
+
+_FAILED_AT = re.compile(r"^error: patch failed: (.+):(\d+)$", re.MULTILINE)
+_NOT_APPLY = re.compile(r"^error: (.+?): (?:patch does not apply|does not exist in index|"
+                        r"No such file or directory|already exists in working directory)$",
+                        re.MULTILINE)
+_OFFSET = re.compile(r"^Hunk #(\d+) succeeded at (\d+) \(offset (-?\d+) lines?\)\.$", re.MULTILINE)
+
+
+def hunks_by_file(diff):
+  """{path: [(hunk number, old start, '@@ ... @@' line)]} of a git diff."""
+  hunks = {}
+  path = None
+  for line in diff.splitlines():
+    if line.startswith("diff --git "):
+      path = line.split(" b/", 1)[-1]
+      hunks[path] = []
+    elif line.startswith("@@ ") and path is not None:
+      old_start = int(re.match(r"@@ -(\d+)", line).group(1))
+      hunks[path].append((len(hunks[path]) + 1, old_start, line))
+  return hunks
+
+
+def apply_patch(tree, patch, date):
+  """Applies and commits one patch; returns (sha, offset notes) or raises naming file and hunk."""
+  proc = git.run(["apply", "--verbose", "--whitespace=nowarn", "-"], cwd=tree, check=False,
+                 input=patch.diff)
+  if proc.returncode != 0:
+    raise ToolError(f"patch {patch.name} does not apply: {_where(proc.stderr, patch.diff)}; "
+                    "refresh it against the converted upstream (see README, Updating a patch)")
+  offsets = []
+  current = None
+  for line in proc.stderr.splitlines():
+    if line.startswith("Checking patch "):
+      current = line[len("Checking patch "):].rstrip(".")
+    match = _OFFSET.match(line)
+    if match:
+      offsets.append(f"{current} hunk #{match.group(1)} offset {match.group(3)}")
+  return git.commit_all(tree, patch.commit_message(), date), offsets
+
+
+def _where(stderr, diff):
+  """Names the file and hunk git apply stopped at, from its messages and the patch itself."""
+  failed = _FAILED_AT.search(stderr)
+  if failed:
+    path, line = failed.group(1), int(failed.group(2))
+    for number, old_start, header in hunks_by_file(diff).get(path, []):
+      if old_start == line:
+        return f"{path}, hunk #{number} ({header.split(' @@')[0]} @@), context not found"
+    return f"{path}, the hunk at line {line}, context not found"
+  missing = _NOT_APPLY.search(stderr)
+  if missing:
+    return f"{missing.group(0)[len('error: '):]}"
+  lines = stderr.strip().splitlines()
+  return lines[-1] if lines else "git apply failed"
