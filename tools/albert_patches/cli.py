@@ -3,7 +3,7 @@ import argparse
 import os
 import sys
 
-from . import apply, check
+from . import apply, check, regenerate
 from .errors import ToolError
 from .progress import Progress
 from .series import PROJECT, Project
@@ -11,6 +11,7 @@ from .series import PROJECT, Project
 COMMANDS = {
     "apply": (apply.run, "build the patched tree (the default command)"),
     "check": (check.run, "build in a temporary place, report per patch and lint the series"),
+    "regenerate": (regenerate.run, "write the tree's commits back to patches/ and overlay/"),
 }
 
 
@@ -26,6 +27,13 @@ def parser():
     cmd.add_argument("--upstream", metavar="URL_OR_PATH",
                      help="where to fetch upstream: a git URL, a clone or a bundle "
                           "(default: $ALBERT_UPSTREAM, else the URL in upstream.lock)")
+    if name == "regenerate":
+      where = cmd.add_mutually_exclusive_group()
+      where.add_argument("--into", metavar="PATCH",
+                         help="fold the tree's uncommitted changes into this patch "
+                              "(file name or subject)")
+      where.add_argument("--new", metavar="SUBJECT",
+                         help="make the tree's uncommitted changes a new patch with this subject")
     if name == "apply":
       cmd.add_argument("--force", action="store_true",
                        help="replace a tree even if it has work not in patches/ (it is lost)")

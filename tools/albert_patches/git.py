@@ -42,6 +42,14 @@ class GitError(ToolError):
     self.proc = proc
 
 
+def run_bytes(args, cwd=None):
+  """Runs `git ARGS` and returns its stdout as bytes (file contents, exactly)."""
+  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, capture_output=True)
+  if proc.returncode != 0:
+    raise ToolError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace').strip()}")
+  return proc.stdout
+
+
 def commit_all(tree, message, date):
   """Commits every change in the tree (new files included) with the tool's identity."""
   run(["add", "-A"], cwd=tree)
