@@ -4,7 +4,7 @@ from pathlib import Path
 from . import build, fetch
 from .errors import ToolError
 from .lock import Lock
-from .tree import Record, replace, staging_dir, work_not_in_patches
+from .tree import Record, replace, require_no_update, staging_dir, work_not_in_patches
 
 
 def run(project, args, progress):
@@ -20,6 +20,7 @@ def run(project, args, progress):
         raise ToolError(f"{out} exists and was not built by this tool; move it away or "
                         "choose another --out")
     else:
+      require_no_update(out)
       work = work_not_in_patches(out, record)
       if work and not args.force:
         raise ToolError(f"{out} has work that is not in patches/: {', '.join(work)}; keep it "

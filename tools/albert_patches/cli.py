@@ -3,7 +3,7 @@ import argparse
 import os
 import sys
 
-from . import apply, check, regenerate
+from . import apply, check, regenerate, status, update
 from .errors import ToolError
 from .progress import Progress
 from .series import PROJECT, Project
@@ -12,6 +12,8 @@ COMMANDS = {
     "apply": (apply.run, "build the patched tree (the default command)"),
     "check": (check.run, "build in a temporary place, report per patch and lint the series"),
     "regenerate": (regenerate.run, "write the tree's commits back to patches/ and overlay/"),
+    "update": (update.run, "move the series to another upstream commit (3-way replay)"),
+    "status": (status.run, "show the series and whether the tree matches it"),
 }
 
 
@@ -34,6 +36,12 @@ def parser():
                               "(file name or subject)")
       where.add_argument("--new", metavar="SUBJECT",
                          help="make the tree's uncommitted changes a new patch with this subject")
+    if name == "update":
+      cmd.add_argument("--to", metavar="COMMIT", help="the upstream commit to move the pin to")
+      cmd.add_argument("--continue", dest="continue_", action="store_true",
+                       help="go on after resolving a conflict")
+      cmd.add_argument("--abort", action="store_true",
+                       help="undo an unfinished update: the tree goes back, nothing is written")
     if name == "apply":
       cmd.add_argument("--force", action="store_true",
                        help="replace a tree even if it has work not in patches/ (it is lost)")

@@ -45,14 +45,7 @@ def ensure_commit(commit, source):
   if git.has_commit(repo, commit):
     git.run(["update-ref", f"refs/pinned/{commit}", commit], cwd=repo)
     return "from cache"
-  key = hashlib.sha256(source.encode()).hexdigest()[:12]
-  fetched = git.run(["fetch", "-q", "--no-tags", source,
-                     f"+refs/heads/*:refs/sources/{key}/heads/*",
-                     f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=repo, check=False)
-  if fetched.returncode != 0:
-    reason = (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
-    raise ToolError(f"cannot fetch upstream from {source} ({reason}); point --upstream "
-                    "(or ALBERT_UPSTREAM) at a reachable URL, a local clone or a bundle")
+  fetch_refs(source)
   if not git.has_commit(repo, commit):
     # Not on any branch or tag: servers such as GitHub still serve a commit asked for by hash.
     git.run(["fetch", "-q", "--no-tags", source, commit], cwd=repo, check=False)
@@ -61,6 +54,18 @@ def ensure_commit(commit, source):
                     "--upstream at a source that has it")
   git.run(["update-ref", f"refs/pinned/{commit}", commit], cwd=repo)
   return f"from {source}"
+
+
+def fetch_refs(source):
+  """Fetches every branch and tag of `source` into the mirror, under a name of its own."""
+  key = hashlib.sha256(source.encode()).hexdigest()[:12]
+  fetched = git.run(["fetch", "-q", "--no-tags", source,
+                     f"+refs/heads/*:refs/sources/{key}/heads/*",
+                     f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=mirror(), check=False)
+  if fetched.returncode != 0:
+    reason = (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
+    raise ToolError(f"cannot fetch upstream from {source} ({reason}); point --upstream "
+                    "(or ALBERT_UPSTREAM) at a reachable URL, a local clone or a bundle")
 
 
 def checkout(commit, expected_tree, dest):

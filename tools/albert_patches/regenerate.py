@@ -10,7 +10,7 @@ from pathlib import Path
 from . import build, git
 from .errors import ToolError
 from .series import PatchFile
-from .tree import require_built, uncommitted
+from .tree import require_built, require_no_update, uncommitted
 
 DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
                 "--diff-algorithm=myers", "-U3", "--src-prefix=a/", "--dst-prefix=b/"]
@@ -20,6 +20,7 @@ _INDEX_LINE = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+( \d+)?\n", re.MULTILINE
 def run(project, args, progress):
   tree = Path(args.out).resolve()
   record = require_built(tree)
+  require_no_update(tree)
   _require_linear_history(tree, record)
   dirty = uncommitted(tree)
   if dirty:

@@ -58,6 +58,17 @@ def commits_after(tree, base):
   return [line for line in out.splitlines() if line]
 
 
+UPDATE_STATE = "albert-patches-update.json"
+
+
+def require_no_update(tree):
+  state = Path(tree) / ".git" / UPDATE_STATE
+  if state.is_file():
+    target = json.loads(state.read_text(encoding="utf-8"))["to"]
+    raise ToolError(f"an update to {target[:12]} is unfinished in {tree}; finish it with "
+                    "`update --continue` or undo it with `update --abort`")
+
+
 def work_not_in_patches(tree, record):
   """What `apply` would lose: uncommitted files, and commits since the last series commit."""
   found = [f"uncommitted {line[3:]}" for line in uncommitted(tree)]

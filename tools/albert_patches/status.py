@@ -1,0 +1,39 @@
+"""`status`: the series as a table, and whether the tree matches it."""
+from pathlib import Path
+
+from . import build
+from .patching import hunks_by_file
+from .tree import Record, work_not_in_patches
+
+
+def run(project, args, progress):
+  names = project.series()
+  rows = [("patch", "files", "+", "-")]
+  for name in names:
+    diff = project.patch(name).diff
+    lines = diff.splitlines()
+    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++ "))
+    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("--- "))
+    rows.append((name, str(len(hunks_by_file(diff))), str(added), str(removed)))
+  width = max(len(row[0]) for row in rows)
+  for row in rows:
+    progress.say(f"{row[0]:<{width}}  {row[1]:>5}  {row[2]:>5}  {row[3]:>5}")
+  progress.say(f"overlay/: {len(project.overlay_files())} files")
+
+  tree = Path(args.out).resolve()
+  record = Record.load(tree) if tree.exists() else None
+  if record is None:
+    progress.say(f"tree {tree}: not built (run apply)")
+    return 0
+  work = work_not_in_patches(tree, record)
+  uncommitted = [w for w in work if w.startswith("uncommitted ")]
+  if uncommitted:
+    state = f"dirty ({', '.join(w.split(' ', 1)[1] for w in uncommitted)})"
+  elif work:
+    state = f"ahead ({'; '.join(work)}; run regenerate)"
+  elif record.inputs != build.inputs_digest(project):
+    state = "behind (patches/, overlay/ or the lock changed since it was built; run apply)"
+  else:
+    state = "clean"
+  progress.say(f"tree {tree}: {state}")
+  return 0

@@ -1,0 +1,158 @@
+"""`update --to COMMIT`: move the series to another upstream commit.
+
+The tree's patch commits are replayed (3-way, with git cherry-pick) on the new commit's
+conversion. A conflict stops the update with the tree mid-way, for the user to resolve with
+git; `--continue` goes on, `--abort` restores the tree. patches/, overlay/ and upstream.lock are
+written only when every patch is replayed, so nothing of the project is half-updated.
+"""
+import json
+import re
+from pathlib import Path
+
+from . import build, convert, fetch, git, overlay
+from .errors import ToolError
+from .lock import Lock
+from .regenerate import plan_files, write_plan
+from .tree import (UPDATE_STATE, Record, require_built, require_no_update,
+                   work_not_in_patches)
+
+
+
+def run(project, args, progress):
+  tree = Path(args.out).resolve()
+  record = require_built(tree)
+  state_path = tree / ".git" / UPDATE_STATE
+  if args.abort or args.continue_:
+    if not state_path.is_file():
+      raise ToolError(f"no update is in progress in {tree}")
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    if args.abort:
+      return _abort(tree, state, state_path, progress)
+    return _replay(project, tree, state, state_path, progress)
+  require_no_update(tree)
+  if not args.to:
+    raise ToolError("say which upstream commit to move to: update --to COMMIT")
+  work = work_not_in_patches(tree, record)
+  if work:
+    raise ToolError(f"{tree} has work that is not in patches/: {', '.join(work)}; run "
+                    "`regenerate` first (or `apply --force` to drop it)")
+  if record.inputs != build.inputs_digest(project):
+    raise ToolError(f"{tree} is behind the project (the lock, patches/, overlay/, the converter "
+                    "or the tool changed since it was built); run `apply` first so the tree is "
+                    "the series being moved")
+
+  lock = Lock.read(project.lock_path)
+  version = convert.require_converter()
+  source = fetch.resolve_source(args.upstream, lock)
+  with progress.stage("fetch") as line:
+    commit = _resolve(args.to, source)
+    line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
+  old_head = git.run(["rev-parse", "HEAD"], cwd=tree).strip()
+  git.run(["fetch", "-q", "--no-tags", str(fetch.mirror()), f"refs/pinned/{commit}"], cwd=tree)
+  git.run(["checkout", "-q", "-B", "patched", commit], cwd=tree)
+  try:
+    date = fetch.commit_date(tree, commit)
+    with progress.stage("convert") as line:
+      converted, line.detail = convert.convert(tree, commit, version, date)
+    with progress.stage("overlay") as line:
+      overlay_sha, count = overlay.add_overlay(project, tree, date)
+      line.detail = f"{count} files from overlay/"
+  except BaseException:
+    git.run(["checkout", "-q", "-f", "-B", "patched", old_head], cwd=tree)
+    raise
+  state = {"to": commit, "from_head": old_head, "record": record.__dict__, "date": date,
+           "converted": converted, "overlay": overlay_sha, "tensorflow": version,
+           "pending": [[name, sha] for name, sha in record.patches], "done": []}
+  _save(state_path, state)
+  return _replay(project, tree, state, state_path, progress)
+
+
+def _resolve(rev, source):
+  """The full hash of `rev`, a full or abbreviated commit hash."""
+  if not re.fullmatch(r"[0-9a-f]{7,40}", rev):
+    raise ToolError(f"--to {rev}: give a commit hash (7 to 40 hex digits)")
+  if len(rev) == 40:
+    return rev
+  repo = fetch.mirror()
+  found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
+  if found.returncode != 0:
+    fetch.fetch_refs(source)
+    found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
+  if found.returncode != 0:
+    raise ToolError(f"commit {rev} is not in {source} (or is ambiguous); give the full hash")
+  return found.stdout.strip()
+
+
+def _replay(project, tree, state, state_path, progress):
+  if (tree / ".git" / "CHERRY_PICK_HEAD").exists():
+    if git.run(["diff", "--name-only", "--diff-filter=U"], cwd=tree).strip():
+      raise ToolError("conflicts are still unresolved; edit the files, `git add` them, then "
+                      "`update --continue`")
+    git.run(["-c", "core.editor=true", "cherry-pick", "--continue"], cwd=tree, date=state["date"])
+  if state.get("current"):
+    state["done"].append(state.pop("current"))
+  while state["pending"]:
+    name, sha = state["pending"].pop(0)
+    picked = git.run(["cherry-pick", "--allow-empty", sha], cwd=tree, check=False,
+                     date=state["date"])
+    if picked.returncode != 0:
+      state["current"] = [name, sha]
+      _save(state_path, state)
+      raise ToolError(f"patch {name} conflicts with upstream {state['to'][:12]}: "
+                      f"{_conflicts(tree)}. Resolve them in {tree} with git (edit, `git add`), "
+                      "then `update --continue`; or `update --abort` to undo")
+    state["done"].append([name, sha])
+  return _finish(project, tree, state, state_path, progress)
+
+
+def _conflicts(tree):
+  names = git.run(["diff", "--name-only", "--diff-filter=U"], cwd=tree).split()
+  where = []
+  for name in names:
+    lines = (tree / name).read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [str(i) for i, line in enumerate(lines, 1) if line.startswith("<<<<<<<")]
+    where.append(f"{name} (conflict at line {', '.join(starts)})" if starts else name)
+  return ", ".join(where) or "the patch does not apply"
+
+
+def _finish(project, tree, state, state_path, progress):
+  old = {name: (project.patches_dir / name).read_bytes() for name, _ in state["done"]}
+  record = Record(**{**state["record"], "upstream": state["to"], "converted": state["converted"],
+                     "overlay": state["overlay"], "date": state["date"]})
+  # The new commits carry the old subjects, so plan_files keeps every patch's name and header.
+  plan = plan_files(project, tree, record)
+  for name in plan["order"]:
+    same = plan["files"][f"patches/{name}"] == old.get(name)
+    progress.say(f"{'unchanged' if same else 'refreshed':<10}{name}")
+  lock = Lock.read(project.lock_path)
+  new_lock = Lock(url=lock.url, commit=state["to"],
+                  tree=git.run(["rev-parse", f"{state['to']}^{{tree}}"], cwd=tree).strip(),
+                  tensorflow=state["tensorflow"],
+                  converted_tree=git.run(["rev-parse", f"{state['converted']}^{{tree}}"],
+                                         cwd=tree).strip())
+  write_plan(project, plan, progress)
+  new_lock.write(project.lock_path)
+  record.head = git.run(["rev-parse", "HEAD"], cwd=tree).strip()
+  record.patches = [[name, sha] for name, sha in plan["commits"]]
+  record.inputs = build.inputs_digest(project)
+  record.save(tree)
+  state_path.unlink()
+  progress.say(f"done: upstream.lock now pins {state['to'][:12]}; {len(plan['order'])} patches "
+               "replayed")
+  return 0
+
+
+def _abort(tree, state, state_path, progress):
+  git.run(["cherry-pick", "--abort"], cwd=tree, check=False)
+  git.run(["reset", "-q", "--hard"], cwd=tree)
+  git.run(["checkout", "-q", "-f", "-B", "patched", state["from_head"]], cwd=tree)
+  git.run(["clean", "-q", "-fd"], cwd=tree)
+  Record(**state["record"]).save(tree)
+  state_path.unlink()
+  progress.say(f"aborted: {tree} is back at {state['from_head'][:12]}; patches/ and "
+               "upstream.lock were not changed")
+  return 0
+
+
+def _save(path, state):
+  path.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
