@@ -1,0 +1,45 @@
+# One-word entry points. Everything runs in .venv, which `setup` creates and fills.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOROVOD_VERSION := 0.28.1
+HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+
+.PHONY: setup apply check demo test bench clean
+
+setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
+
+$(VENV)/.requirements: requirements.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
+	  "$(PYTHON) is Python %d.%d; TensorFlow 2.15 needs Python 3.11 (make PYTHON=/path/to/python3.11)" % v)'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+# Horovod is built from source against the TensorFlow above (no build isolation), with Gloo
+# for CPU runs; the stamp keeps a second `make setup` from building it again.
+$(VENV)/.horovod-$(HOROVOD_VERSION): $(VENV)/.requirements
+	@command -v cmake >/dev/null && command -v g++ >/dev/null || { \
+	  echo "error: building Horovod needs cmake and g++ (apt-get install cmake g++)" >&2; exit 1; }
+	$(HOROVOD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==$(HOROVOD_VERSION)
+	$(VENV)/bin/horovodrun --check-build 2>/dev/null | grep -q '\[X\] TensorFlow' || { \
+	  echo "error: Horovod was built without TensorFlow support" >&2; exit 1; }
+	@touch $@
+
+apply: setup
+	$(PY) tools/apply_patches.py apply
+
+check: setup
+	$(PY) tools/apply_patches.py check
+
+demo: apply
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) tools/apply_patches.py check
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf build
