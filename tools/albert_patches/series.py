@@ -53,7 +53,8 @@ class Project:
     return names
 
   def patch(self, name):
-    return PatchFile.parse(name, (self.patches_dir / name).read_text(encoding="utf-8"))
+    # Bytes decoded as they are: read_text would turn CRLF into LF and hide it from the lint.
+    return PatchFile.parse(name, (self.patches_dir / name).read_bytes().decode("utf-8"))
 
   def overlay_files(self):
     """Relative paths (str, '/'-separated) of every file under overlay/."""
