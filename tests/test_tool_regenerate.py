@@ -72,6 +72,23 @@ def test_amended_last_commit_updates_only_that_patch(project):
   assert_apply_is_a_no_op(project)
 
 
+def test_header_edited_in_patches_survives_regenerate(project):
+  patch = project.patches / LR_PATCH
+  text = patch.read_text()
+  edited = text.replace("Description: The larger rate diverges on HPUs.",
+                        "Description: The larger rate diverges on HPUs.\n"
+                        " Seed item: optimization.py.\nForwarded: not-needed")
+  assert edited != text
+  patch.write_text(edited)
+  edit(project.tree / "modeling.py", "return 1000", "return 3000")
+  git(project.tree, "commit", "-q", "-a", f"--fixup={sha_of(project, LR_SUBJECT)}")
+  git(project.tree, "rebase", "-q", "-i", "--autosquash", project.record()["overlay"])
+  project.ok("regenerate")
+  after = patch.read_text()
+  assert after.split("\n---\n", 1)[0] == edited.split("\n---\n", 1)[0]
+  assert "+  return 3000" in after
+
+
 def test_new_commit_becomes_a_new_numbered_patch(project):
   files = project.files()
   edit(project.tree / "modeling.py", "return 0.01", "return 0.02")

@@ -110,7 +110,8 @@ def plan_files(project, tree, record):
     diff = git.run(["diff-tree", "-p", *DIFF_OPTIONS, f"{sha}^", sha, "--", *paths], cwd=tree)
     diff = _INDEX_LINE.sub("", diff)
     old = existing.pop(subject, None)
-    fields = PatchFile.header_fields_from_message(body) or (old.fields if old else "")
+    # A patch file's header is edited in patches/ and kept; a new patch takes its commit's body.
+    fields = old.fields if old else PatchFile.header_fields_from_message(body)
     if old:
       name = old.name
     else:
