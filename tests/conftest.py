@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+# tools/albert_data.py makes the small data sets that the demo and the tests train on.
+sys.path.insert(0, str(PROJECT / "tools"))
 DEFAULT_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 
 

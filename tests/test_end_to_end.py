@@ -1,0 +1,304 @@
+"""ALBERT end to end on TensorFlow 2, run as a user runs the scripts.
+
+On small generated data (tests/albert_data.py), on the CPU, with upstream's
+flags: sentencepiece model -> create_pretraining_data.py ->
+run_pretraining.py (train, eval, resume) -> run_classifier.py (MRPC and
+STS-B) and run_squad_v1.py, both from the pretraining checkpoint.
+Every script is started as `python TREE/SCRIPT ...` from a directory
+outside the tree, without PYTHONPATH.
+"""
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import albert_data
+from conftest import run_script
+
+SEQ = 32
+MAX_PRED = 5
+STEPS_1 = 20
+STEPS_2 = 80
+
+
+def script_env():
+  env = dict(os.environ)
+  env.pop("PYTHONPATH", None)
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+  return env
+
+
+def run(tree, script, *args, cwd):
+  return run_script(tree, script, *args, cwd=cwd, env=script_env())
+
+
+def read_results(path):
+  """Parses `key = value` lines (the scripts' eval_results.txt) in order."""
+  results = []
+  for line in path.read_text().splitlines():
+    match = re.match(r"^(\w+) = (-?[\d.eE+-]+|nan|inf)$", line.strip())
+    if match:
+      results.append((match.group(1), float(match.group(2))))
+  return results
+
+
+def last(results, key):
+  values = [v for k, v in results if k == key]
+  assert values, (key, results)
+  return values[-1]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+  return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def pretraining_data(albert_tree, work):
+  corpus = albert_data.write_corpus(work / "corpus.txt")
+  spm_model, spm_vocab = albert_data.train_sentencepiece(corpus, work / "spm")
+  vocab_size = len(spm_vocab.read_text(encoding="utf-8").splitlines())
+  config = albert_data.write_albert_config(
+      work / "albert_config.json", vocab_size=vocab_size,
+      max_position_embeddings=64)
+  record = work / "pretrain.tfrecord"
+  proc = run(albert_tree, "create_pretraining_data.py",
+             "--input_file=%s" % corpus, "--output_file=%s" % record,
+             "--vocab_file=%s" % spm_vocab, "--spm_model_file=%s" % spm_model,
+             "--max_seq_length=%d" % SEQ,
+             "--max_predictions_per_seq=%d" % MAX_PRED,
+             "--masked_lm_prob=0.15", "--dupe_factor=3",
+             "--random_seed=12345", cwd=work)
+  written = re.search(r"Wrote (\d+) total instances", proc.stderr)
+  assert written and int(written.group(1)) > 100, proc.stderr[-3000:]
+  assert record.stat().st_size > 0
+  return dict(spm_model=spm_model, spm_vocab=spm_vocab, config=config,
+              record=record, vocab_size=vocab_size)
+
+
+def pretrain(tree, data, output_dir, steps, cwd):
+  return run(tree, "run_pretraining.py",
+             "--input_file=%s" % data["record"],
+             "--output_dir=%s" % output_dir,
+             "--albert_config_file=%s" % data["config"],
+             "--do_train", "--do_eval",
+             "--train_batch_size=16", "--eval_batch_size=16",
+             "--max_seq_length=%d" % SEQ,
+             "--max_predictions_per_seq=%d" % MAX_PRED,
+             "--optimizer=lamb", "--learning_rate=5e-3",
+             "--num_train_steps=%d" % steps, "--num_warmup_steps=5",
+             "--save_checkpoints_steps=20", "--iterations_per_loop=10",
+             "--max_eval_steps=8", cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def pretrained(albert_tree, pretraining_data, work):
+  out = work / "pretrain"
+  first = pretrain(albert_tree, pretraining_data, out, STEPS_1, work)
+  results_1 = read_results(out / "eval_results.txt")
+  ckpt_state_1 = (out / "checkpoint").read_text()
+  second = pretrain(albert_tree, pretraining_data, out, STEPS_2, work)
+  results_2 = read_results(out / "eval_results.txt")
+  return dict(out=out, first=first, second=second, results_1=results_1,
+              results_2=results_2, ckpt_state_1=ckpt_state_1,
+              checkpoint=out / ("model.ckpt-%d" % STEPS_2))
+
+
+def test_create_pretraining_data(pretraining_data):
+  assert pretraining_data["vocab_size"] > 50
+
+
+def test_pretraining_trains_and_writes_checkpoint(pretrained,
+                                                  pretraining_data):
+  results = pretrained["results_1"]
+  assert last(results, "global_step") == STEPS_1
+  for key in ("loss", "masked_lm_loss", "sentence_order_loss"):
+    assert math.isfinite(last(results, key)), results
+  assert 'model_checkpoint_path: "model.ckpt-%d"' % STEPS_1 in (
+      pretrained["ckpt_state_1"])
+  # Already below the loss of an untrained model (uniform over the
+  # vocabulary for the masked LM, a coin toss for sentence order).
+  untrained = math.log(pretraining_data["vocab_size"]) + math.log(2)
+  assert last(results, "loss") < untrained - 0.1, (results, untrained)
+  log = pretrained["first"].stderr
+  assert "Saving checkpoints for %d into" % STEPS_1 in log
+
+
+def test_pretraining_resumes_and_loss_falls(pretrained):
+  log = pretrained["second"].stderr
+  # The second run restores step STEPS_1 and carries on from there.
+  assert re.search(r"Restoring parameters from \S*model\.ckpt-%d\b" % STEPS_1,
+                   log), log[-3000:]
+  saves = [int(s) for s in re.findall(r"Saving checkpoints for (\d+) into",
+                                      log)]
+  assert saves and saves[0] == STEPS_1 and saves[-1] == STEPS_2, saves
+  assert 0 not in saves
+  results = pretrained["results_2"]
+  assert last(results, "global_step") == STEPS_2
+  loss_1 = last(pretrained["results_1"], "loss")
+  loss_2 = last(results, "loss")
+  assert math.isfinite(loss_2)
+  assert loss_2 < loss_1 - 0.1, (loss_1, loss_2)
+  final = re.search(r"Loss for final step: (\d+\.\d+)", log)
+  assert final and math.isfinite(float(final.group(1)))
+
+
+def classifier_args(data, pretrained, task, data_dir, output_dir, steps):
+  return ["--task_name=%s" % task, "--data_dir=%s" % data_dir,
+          "--output_dir=%s" % output_dir,
+          "--albert_config_file=%s" % data["config"],
+          "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"],
+          "--init_checkpoint=%s" % pretrained["checkpoint"],
+          "--do_lower_case", "--max_seq_length=%d" % SEQ,
+          "--train_batch_size=8", "--eval_batch_size=8",
+          "--predict_batch_size=8", "--learning_rate=1e-3",
+          "--train_step=%d" % steps, "--warmup_step=2",
+          "--save_checkpoints_steps=%d" % steps, "--iterations_per_loop=10"]
+
+
+def assert_initialized_from_checkpoint(log):
+  inits = re.findall(r"name = (bert/\S+):0, shape = .*\*INIT_FROM_CKPT\*", log)
+  assert any("LayerNorm/gamma" in n for n in inits), log[-3000:]
+  assert any("word_embeddings" in n for n in inits), log[-3000:]
+
+
+def test_run_classifier_mrpc(albert_tree, pretraining_data, pretrained, work):
+  data_dir = albert_data.write_mrpc(work / "glue")
+  out = work / "mrpc"
+  proc = run(albert_tree, "run_classifier.py",
+             *classifier_args(pretraining_data, pretrained, "MRPC", data_dir,
+                              out, 20),
+             "--do_train", "--do_eval", "--do_predict",
+             "--export_dir=%s" % (work / "mrpc_export"), cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  assert list((work / "mrpc_export").glob("*/saved_model.pb"))
+  results = read_results(out / "eval_results.txt")
+  accuracy = last(results, "eval_accuracy")
+  assert 0.0 <= accuracy <= 1.0
+  assert math.isfinite(last(results, "eval_loss"))
+  assert last(results, "global_step") == 20
+  rows = (out / "test_results.tsv").read_text().splitlines()
+  assert len(rows) == 8
+  for row in rows:
+    probs = [float(p) for p in row.split("\t")]
+    assert len(probs) == 2 and abs(sum(probs) - 1.0) < 1e-4
+  submit = (out / "submit_results.tsv").read_text().splitlines()
+  assert submit[0].split("\t") == ["index", "prediction"]
+  assert len(submit) == 9
+  assert {line.split("\t")[1] for line in submit[1:]} <= {"0", "1"}
+
+
+def parse_array(text, key):
+  match = re.search(r"^%s = \[([^\]]*)\]" % key, text, re.M)
+  assert match, text
+  return np.array([float(v) for v in match.group(1).split()])
+
+
+def test_run_classifier_stsb_metrics(albert_tree, pretraining_data,
+                                     pretrained, work):
+  data_dir = albert_data.write_stsb(work / "glue")
+  out = work / "stsb"
+  proc = run(albert_tree, "run_classifier.py",
+             *classifier_args(pretraining_data, pretrained, "STS-B", data_dir,
+                              out, 10),
+             "--do_train", "--do_eval", cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  text = (out / "eval_results.txt").read_text()
+  block = text.split("=" * 50)[-2]  # the last checkpoint's results
+  pred = parse_array(block, "pred")
+  labels = parse_array(block, "label_ids")
+  assert len(pred) == len(labels) == 16
+  pearson = float(re.search(r"^pearson = (\S+)$", block, re.M).group(1))
+  mse = float(re.search(r"^MSE = (\S+)$", block, re.M).group(1))
+  assert -1.0 <= pearson <= 1.0
+  if np.std(pred) > 1e-3:  # else the printed 8 digits cannot check it
+    assert pearson == pytest.approx(np.corrcoef(pred, labels)[0, 1],
+                                    abs=2e-3)
+  assert mse == pytest.approx(np.mean((pred - labels) ** 2), rel=1e-3)
+
+
+def test_run_squad_v1(albert_tree, pretraining_data, pretrained, work):
+  train_file = albert_data.write_squad_v1(work / "squad_train.json")
+  dev_file = albert_data.write_squad_v1(work / "squad_dev.json", seed=5,
+                                        num_paragraphs=4, prefix="dev")
+  out = work / "squad"
+  proc = run(albert_tree, "run_squad_v1.py",
+             "--albert_config_file=%s" % pretraining_data["config"],
+             "--vocab_file=%s" % pretraining_data["spm_vocab"],
+             "--spm_model_file=%s" % pretraining_data["spm_model"],
+             "--init_checkpoint=%s" % pretrained["checkpoint"],
+             "--output_dir=%s" % out,
+             "--train_file=%s" % train_file, "--predict_file=%s" % dev_file,
+             "--train_feature_file=%s" % (work / "squad_train.tfrecord"),
+             "--predict_feature_file=%s" % (work / "squad_dev.tfrecord"),
+             "--predict_feature_left_file=%s" % (work / "squad_dev_left"),
+             "--do_train", "--do_predict", "--do_lower_case",
+             "--max_seq_length=64", "--doc_stride=32",
+             "--max_query_length=16", "--max_answer_length=8",
+             "--train_batch_size=8", "--predict_batch_size=8",
+             "--learning_rate=1e-3", "--num_train_epochs=3",
+             "--save_checkpoints_steps=1000", "--iterations_per_loop=10",
+             "--export_dir=%s" % (work / "squad_export"), cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  assert list((work / "squad_export").glob("saved_model/*/saved_model.pb"))
+  assert (work / "squad_export" / "albert_model.tflite").stat().st_size > 0
+  dev = json.loads(dev_file.read_text())
+  qids = {qa["id"] for article in dev["data"]
+          for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+  predictions = json.loads((out / "predictions.json").read_text())
+  assert set(predictions) == qids
+  assert all(isinstance(v, str) for v in predictions.values())
+  results = read_results(out / "eval_results.txt")
+  exact, f1 = last(results, "exact_match"), last(results, "f1")
+  assert 0.0 <= exact <= f1 <= 100.0
+  final = re.findall(r"^\S*\s*(exact_match|f1) = ([\d.]+)$",
+                     proc.stderr, re.M)
+  assert final, proc.stderr[-3000:]
+
+
+def test_stsb_metrics_match_numpy(albert_tree, monkeypatch):
+  """The STS-B metric_fn's Pearson / concat metrics, against numpy."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  monkeypatch.syspath_prepend(str(albert_tree))
+  for name in [m for m in sys.modules
+               if m == "albert" or m.startswith("albert.")]:
+    monkeypatch.delitem(sys.modules, name)
+  import albert.classifier_utils as cu  # pylint: disable=import-outside-toplevel
+  assert cu.__file__.startswith(str(albert_tree))
+  rng = np.random.RandomState(0)
+  cases = [
+      (rng.randn(3, 8), None),
+      (rng.randn(3, 8), (rng.rand(3, 8) > 0.3).astype(np.float32)),
+      # Predictions that barely vary around a large mean.
+      (0.028 + 1e-5 * rng.randn(3, 8), None),
+  ]
+  for preds, weights in cases:
+    labels = preds * 3.0 + rng.randn(*preds.shape)
+    if weights is None:
+      weights = np.ones_like(preds, dtype=np.float32)
+    with tf.Graph().as_default():
+      x = tf.compat.v1.placeholder(tf.float32, [None])
+      y = tf.compat.v1.placeholder(tf.float32, [None])
+      w = tf.compat.v1.placeholder(tf.float32, [None])
+      value, update = cu._streaming_pearson_correlation(x, y, weights=w)
+      cat, cat_update = cu._streaming_concat(x)
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.local_variables_initializer())
+        for i in range(len(preds)):
+          sess.run([update, cat_update],
+                   {x: preds[i], y: labels[i], w: weights[i]})
+        got, concatenated = sess.run([value, cat])
+    x32 = preds.astype(np.float32).astype(np.float64).ravel()
+    y32 = labels.astype(np.float32).astype(np.float64).ravel()
+    wts = weights.ravel().astype(np.float64)
+    mx, my = np.average(x32, weights=wts), np.average(y32, weights=wts)
+    cov = np.sum(wts * (x32 - mx) * (y32 - my))
+    expected = cov / np.sqrt(np.sum(wts * (x32 - mx) ** 2) *
+                             np.sum(wts * (y32 - my) ** 2))
+    assert got == pytest.approx(expected, abs=2e-3)
+    np.testing.assert_allclose(concatenated, x32, rtol=1e-6)
