@@ -270,6 +270,9 @@ def test_stsb_metrics_match_numpy(albert_tree, monkeypatch):
     monkeypatch.delitem(sys.modules, name)
   import albert.classifier_utils as cu  # pylint: disable=import-outside-toplevel
   assert cu.__file__.startswith(str(albert_tree))
+  # The metrics the STS-B metric_fn calls: the overlay's, under contrib's old name.
+  metrics = cu.contrib_metrics
+  assert metrics.__name__ == "albert.streaming_metrics"
   rng = np.random.RandomState(0)
   cases = [
       (rng.randn(3, 8), None),
@@ -285,8 +288,8 @@ def test_stsb_metrics_match_numpy(albert_tree, monkeypatch):
       x = tf.compat.v1.placeholder(tf.float32, [None])
       y = tf.compat.v1.placeholder(tf.float32, [None])
       w = tf.compat.v1.placeholder(tf.float32, [None])
-      value, update = cu._streaming_pearson_correlation(x, y, weights=w)
-      cat, cat_update = cu._streaming_concat(x)
+      value, update = metrics.streaming_pearson_correlation(x, y, weights=w)
+      cat, cat_update = metrics.streaming_concat(x)
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.local_variables_initializer())
         for i in range(len(preds)):
