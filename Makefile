@@ -41,5 +41,9 @@ test: setup
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q tests
 
+# Figures, not tests: tool costs, training throughput against HF transformers' ALBERT, utilisation.
+bench: setup
+	$(PY) tools/bench.py
+
 clean:
 	rm -rf build
