@@ -244,7 +244,6 @@ def train_tf(name, work, data_glob, config, args, nproc, threads, logfile):
                      "step_s": statistics.median(timed) if timed else None,
                      "durations_s": record["durations_s"], "hook": record.get("hook"),
                      "cores_used": cores_used(record, args.warmup),
-                 "examples_per_cpu_s": per_cpu_second(record, args.batch, args.warmup),
                      "examples_per_cpu_s": per_cpu_second(record, record["examples_per_step"],
                                                           args.warmup),
                      "max_rss_mib": record.get("max_rss_mib"),
@@ -321,7 +320,6 @@ def train_peer(work, args, threads, logfile):
   result.update({"examples_per_s": r, "step_s": statistics.median(timed) if timed else None,
                  "timed_steps": len(timed), "durations_s": record["durations_s"],
                  "cores_used": cores_used(record, args.warmup),
-                 "examples_per_cpu_s": per_cpu_second(record, args.batch, args.warmup),
                  "max_rss_mib": record.get("max_rss_mib"), "parameters": record["parameters"],
                  "interop_threads": record.get("interop_threads")})
   return result

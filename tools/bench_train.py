@@ -152,7 +152,7 @@ def _lazy_profiler_hook(output_dir):
 
 def _install_timing(json_base):
   """Wraps Estimator.train so that its PerfLoggingHook's step times land in json_base."""
-  import tensorflow as tf  # noqa: F401  (estimator needs TF loaded first)
+  import tensorflow  # noqa: F401  (the estimator package needs TF loaded first)
   from tensorflow_estimator.python.estimator import estimator as estimator_lib
   from tensorflow_estimator.python.estimator.tpu import tpu_estimator
 

@@ -1,6 +1,5 @@
 """Command line: `apply` (the default), `check`, `regenerate`, `update`, `status`."""
 import argparse
-import os
 import sys
 
 from . import apply, check, regenerate, status, update

@@ -7,7 +7,6 @@ import importlib.metadata
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 from . import fetch, git
 from .errors import ToolError

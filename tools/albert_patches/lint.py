@@ -1,8 +1,6 @@
 """Rules every patch file obeys, so that the series stays small and reviewable."""
 import re
 
-from .patching import hunks_by_file
-
 
 def lint_patch(patch, overlay_files):
   """Problems in one patch file, as short phrases."""
@@ -59,5 +57,3 @@ def _hunk_changes(body):
 def _squash(text):
   return re.sub(r"\s+", "", text)
 
-
-__all__ = ["lint_patch", "hunks_by_file"]

@@ -32,7 +32,8 @@ def run(project, args, progress):
   elif work:
     state = f"ahead ({'; '.join(work)}; run regenerate)"
   elif record.inputs != build.inputs_digest(project):
-    state = "behind (patches/, overlay/ or the lock changed since it was built; run apply)"
+    state = ("behind (the lock, patches/, overlay/, the converter or the tool changed since "
+             "it was built; run apply)")
   else:
     state = "clean"
   progress.say(f"tree {tree}: {state}")
