@@ -32,8 +32,8 @@ def script_env():
   return env
 
 
-def run(tree, script, *args, cwd):
-  return run_script(tree, script, *args, cwd=cwd, env=script_env())
+def run(tree, script, *args, cwd, env=None):
+  return run_script(tree, script, *args, cwd=cwd, env=env or script_env())
 
 
 def read_results(path):
@@ -80,7 +80,7 @@ def pretraining_data(albert_tree, work):
               record=record, vocab_size=vocab_size)
 
 
-def pretrain(tree, data, output_dir, steps, cwd):
+def pretrain(tree, data, output_dir, steps, cwd, *extra, env=None):
   return run(tree, "run_pretraining.py",
              "--input_file=%s" % data["record"],
              "--output_dir=%s" % output_dir,
@@ -92,7 +92,7 @@ def pretrain(tree, data, output_dir, steps, cwd):
              "--optimizer=lamb", "--learning_rate=5e-3",
              "--num_train_steps=%d" % steps, "--num_warmup_steps=5",
              "--save_checkpoints_steps=20", "--iterations_per_loop=10",
-             "--max_eval_steps=8", cwd=cwd)
+             "--max_eval_steps=8", *extra, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,30 @@ def test_pretraining_trains_and_writes_checkpoint(pretrained,
   assert last(results, "loss") < untrained - 0.1, (results, untrained)
   log = pretrained["first"].stderr
   assert "Saving checkpoints for %d into" % STEPS_1 in log
+
+
+def cpu_has_bfloat16():
+  try:
+    flags = open("/proc/cpuinfo", encoding="utf-8").read().split()
+  except OSError:
+    return False
+  return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
+def test_pretraining_with_bf16_amp(albert_tree, pretraining_data, work):
+  out = work / "pretrain_bf16"
+  # Grappler says what it converted in an INFO line of TensorFlow's C++ log.
+  env = dict(script_env(), TF_CPP_MIN_LOG_LEVEL="0")
+  proc = pretrain(albert_tree, pretraining_data, out, STEPS_1, work, "--use_bf16_amp", env=env)
+  converted = [int(n) for n in re.findall(r"Converted (\d+)/\d+ nodes to bfloat16",
+                                          proc.stderr)]
+  assert converted and max(converted) > 0, proc.stderr[-3000:]
+  results = read_results(out / "eval_results.txt")
+  assert last(results, "global_step") == STEPS_1
+  untrained = math.log(pretraining_data["vocab_size"]) + math.log(2)
+  assert math.isfinite(last(results, "loss"))
+  assert last(results, "loss") < untrained - 0.1, (results, untrained)
 
 
 def test_pretraining_resumes_and_loss_falls(pretrained):
