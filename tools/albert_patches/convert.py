@@ -57,7 +57,7 @@ def convert(tree, commit, version, date):
   if cached.returncode == 0:
     git.run(["fetch", "-q", "--no-tags", str(mirror), ref], cwd=tree)
     git.run(["merge", "-q", "--ff-only", "FETCH_HEAD"], cwd=tree)
-    return git.run(["rev-parse", "HEAD"], cwd=tree).strip(), "from cache"
+    return git.rev(tree, "HEAD"), "from cache"
   report = report_path(commit, version)
   report.parent.mkdir(parents=True, exist_ok=True)
   proc = subprocess.run(
@@ -74,4 +74,4 @@ def convert(tree, commit, version, date):
 
 
 def converted_tree(tree):
-  return git.run(["rev-parse", "HEAD^{tree}"], cwd=tree).strip()
+  return git.rev(tree, "HEAD^{tree}")

@@ -73,8 +73,8 @@ def checkout(commit, expected_tree, dest):
   git.run(["init", "-q", str(dest)])
   git.run(["fetch", "-q", "--no-tags", str(mirror()), f"refs/pinned/{commit}"], cwd=dest)
   git.run(["checkout", "-q", "-B", "patched", commit], cwd=dest)
-  head = git.run(["rev-parse", "HEAD"], cwd=dest).strip()
-  tree = git.run(["rev-parse", "HEAD^{tree}"], cwd=dest).strip()
+  head = git.rev(dest, "HEAD")
+  tree = git.rev(dest, "HEAD^{tree}")
   if head != commit:
     raise ToolError(f"checked out {head}, not the pinned {commit}")
   if expected_tree and tree != expected_tree:

@@ -50,11 +50,16 @@ def run_bytes(args, cwd=None):
   return proc.stdout
 
 
+def rev(repo, name):
+  """The full hash that `name` (a commit, `X^{tree}`, a ref) stands for in `repo`."""
+  return run(["rev-parse", "--verify", "-q", name], cwd=repo).strip()
+
+
 def commit_all(tree, message, date):
   """Commits every change in the tree (new files included) with the tool's identity."""
   run(["add", "-A"], cwd=tree)
   run(["commit", "-q", "--allow-empty", "-m", message], cwd=tree, date=date)
-  return run(["rev-parse", "HEAD"], cwd=tree).strip()
+  return rev(tree, "HEAD")
 
 
 def has_commit(repo, sha):

@@ -34,13 +34,18 @@ def run(project, args, progress):
 
   plan = plan_files(project, tree, record)
   changed = write_plan(project, plan, progress)
-  record.head = git.run(["rev-parse", "HEAD"], cwd=tree).strip()
-  record.patches = [[name, sha] for name, sha in plan["commits"]]
-  record.inputs = build.inputs_digest(project)
-  record.save(tree)
+  save_record(project, tree, record, plan)
   progress.say(f"done: {len(plan['commits'])} patches; {changed} files in patches/ and overlay/ "
                "changed" if changed else "done: patches/ and overlay/ already match the tree")
   return 0
+
+
+def save_record(project, tree, record, plan):
+  """Records the tree as matching patches/ and overlay/ as they now are, so apply is a no-op."""
+  record.head = git.rev(tree, "HEAD")
+  record.patches = [[name, sha] for name, sha in plan["commits"]]
+  record.inputs = build.inputs_digest(project)
+  record.save(tree)
 
 
 def _require_linear_history(tree, record):

@@ -12,10 +12,9 @@ from pathlib import Path
 from . import build, convert, fetch, git, overlay
 from .errors import ToolError
 from .lock import Lock
-from .regenerate import plan_files, write_plan
+from .regenerate import plan_files, save_record, write_plan
 from .tree import (UPDATE_STATE, Record, require_built, require_no_update,
                    work_not_in_patches)
-
 
 
 def run(project, args, progress):
@@ -47,7 +46,7 @@ def run(project, args, progress):
   with progress.stage("fetch") as line:
     commit = _resolve(args.to, source)
     line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
-  old_head = git.run(["rev-parse", "HEAD"], cwd=tree).strip()
+  old_head = git.rev(tree, "HEAD")
   git.run(["fetch", "-q", "--no-tags", str(fetch.mirror()), f"refs/pinned/{commit}"], cwd=tree)
   git.run(["checkout", "-q", "-B", "patched", commit], cwd=tree)
   try:
@@ -126,16 +125,11 @@ def _finish(project, tree, state, state_path, progress):
     progress.say(f"{'unchanged' if same else 'refreshed':<10}{name}")
   lock = Lock.read(project.lock_path)
   new_lock = Lock(url=lock.url, commit=state["to"],
-                  tree=git.run(["rev-parse", f"{state['to']}^{{tree}}"], cwd=tree).strip(),
-                  tensorflow=state["tensorflow"],
-                  converted_tree=git.run(["rev-parse", f"{state['converted']}^{{tree}}"],
-                                         cwd=tree).strip())
+                  tree=git.rev(tree, f"{state['to']}^{{tree}}"), tensorflow=state["tensorflow"],
+                  converted_tree=git.rev(tree, f"{state['converted']}^{{tree}}"))
   write_plan(project, plan, progress)
   new_lock.write(project.lock_path)
-  record.head = git.run(["rev-parse", "HEAD"], cwd=tree).strip()
-  record.patches = [[name, sha] for name, sha in plan["commits"]]
-  record.inputs = build.inputs_digest(project)
-  record.save(tree)
+  save_record(project, tree, record, plan)
   state_path.unlink()
   progress.say(f"done: upstream.lock now pins {state['to'][:12]}; {len(plan['order'])} patches "
                "replayed")
