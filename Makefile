@@ -9,7 +9,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup apply check demo test bench clean
+.PHONY: setup gaudi-env apply check demo test bench clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -31,6 +31,26 @@ $(VENV)/.horovod-$(HOROVOD_VERSION): $(VENV)/.requirements
 	  echo "error: Horovod was built without TensorFlow support" >&2; exit 1; }
 	@touch $@
 
+# Habana's TensorFlow bridge, for the tests that build graphs with its real ops on a machine
+# without a Gaudi: a venv of its own (requirements-gaudi.txt), since the bridge needs the
+# tensorflow-cpu wheel. Its wheel is tagged cp310 but its libraries load in Python 3.11, so it is
+# downloaded without dependencies and unpacked into site-packages. Independent of `setup`.
+GAUDI_VENV := build/gaudi-venv
+HABANA_TENSORFLOW := habana-tensorflow==1.14.0.493
+
+gaudi-env: $(GAUDI_VENV)/.stamp
+
+$(GAUDI_VENV)/.stamp: requirements-gaudi.txt
+	rm -rf $(GAUDI_VENV)
+	$(PYTHON) -m venv $(GAUDI_VENV)
+	$(GAUDI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-gaudi.txt
+	$(GAUDI_VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+	  --python-version 3.10 --only-binary=:all: -d $(GAUDI_VENV)/wheels $(HABANA_TENSORFLOW)
+	$(GAUDI_VENV)/bin/python -c 'import glob, sysconfig, zipfile; \
+	  [zipfile.ZipFile(w).extractall(sysconfig.get_paths()["purelib"]) \
+	   for w in glob.glob("$(GAUDI_VENV)/wheels/habana_tensorflow-*.whl")]'
+	@touch $@
+
 apply: setup
 	$(PY) tools/apply_patches.py apply
 
@@ -40,7 +60,7 @@ check: setup
 demo: apply
 	$(PY) tools/demo.py
 
-test: setup
+test: setup gaudi-env
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q tests
 
