@@ -7,9 +7,12 @@ normalized axes, epsilon 1e-12, or 1e-3 for float16) and creates the same
 variables (`<scope>/beta` and `<scope>/gamma`, scope defaulting to
 "LayerNorm"), so checkpoints written by upstream ALBERT load unchanged.
 
-When a Habana HPU is present, the fused Habana layer norm op is used instead
-of the composite TensorFlow ops. Whether it is present is looked up once per
-process.
+Where Habana's TensorFlow module is loaded and an HPU exists, float32 layer
+norms over the last axis use Habana's fused `HabanaLayerNorm` op instead of the
+composite TensorFlow ops; its gradient is the one Habana's module registers.
+The lookup happens once per process. `use_fused_ops` hands the op library in
+directly, which is how a machine without a Gaudi builds graphs with the real
+op (the tests do).
 """
 
 from __future__ import absolute_import
@@ -18,30 +21,66 @@ from __future__ import print_function
 
 import tensorflow as tf
 
-_FUSED_OP_UNSET = object()
-_fused_op = _FUSED_OP_UNSET
+_FUSED_OPS_UNSET = object()
+_fused_ops = _FUSED_OPS_UNSET
 
 
-def _find_fused_op():
-  """Returns the Habana fused layer norm op, or None without an HPU."""
+def _find_habana_ops():
+  """Habana's op library if its module is loaded and an HPU exists, else None.
+
+  `habana_frameworks.tensorflow.habana_ops` stands for the op library once
+  `load_habana_module()` has run (the scripts run it before building a graph);
+  before that it has no ops, so it is used only when initialised.
+  """
   try:
     from habana_frameworks.tensorflow import habana_ops  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
+  if not getattr(habana_ops, "is_initialized", False):
+    return None
   try:
-    if not tf.config.list_logical_devices("HPU"):
+    if not tf.config.list_physical_devices("HPU"):
       return None
   except Exception:  # pylint: disable=broad-except
     return None
-  return getattr(habana_ops, "habana_layer_norm", None)
+  return habana_ops
 
 
-def fused_layer_norm_op():
-  """The fused op to use, or None; looked up on the first call only."""
-  global _fused_op
-  if _fused_op is _FUSED_OP_UNSET:
-    _fused_op = _find_fused_op()
-  return _fused_op
+def fused_layer_norm_ops():
+  """Habana's op library to take the fused op from, or None.
+
+  Looked up on the first call only, unless `use_fused_ops` set it.
+  """
+  global _fused_ops
+  if _fused_ops is _FUSED_OPS_UNSET:
+    _fused_ops = _find_habana_ops()
+  return _fused_ops
+
+
+def use_fused_ops(ops):
+  """Makes custom_layer_norm take the fused op from `ops` from now on.
+
+  `ops` is Habana's op library: `habana_frameworks.tensorflow.habana_ops` (what
+  the lookup finds on a Gaudi), or the module `tf.load_op_library` returns for
+  Habana's habana_device.so; None means the composite ops.
+  """
+  global _fused_ops
+  _fused_ops = ops
+
+
+def habana_layer_norm(ops, inputs, beta, gamma, axis, epsilon):
+  """Habana's fused layer norm of float32 `inputs` over the one axis `axis`.
+
+  The op takes its axes and epsilon as tensor-valued attributes (TensorProtos,
+  axes as a list), as Habana's own Keras layer passes them; Habana's registered
+  gradient reads them back from the op. Of its outputs (y, mean, inverse
+  standard deviation) the last two are for that gradient.
+  """
+  outputs, _, _ = ops.habana_layer_norm(
+      x=inputs, beta=beta, gamma=gamma,
+      axes=tf.make_tensor_proto([axis]),
+      epsilon=tf.make_tensor_proto(epsilon))
+  return outputs
 
 
 def custom_layer_norm(inputs,
@@ -107,14 +146,12 @@ def custom_layer_norm(inputs,
     variance_epsilon = 1e-12 if dtype != tf.float16 else 1e-3
     norm_axes = list(range(begin_norm_axis, inputs_rank))
 
-    fused_op = fused_layer_norm_op()
-    if (fused_op is not None and center and scale and
+    fused_ops = fused_layer_norm_ops()
+    if (fused_ops is not None and center and scale and dtype == tf.float32 and
         begin_norm_axis == inputs_rank - 1 and
         begin_params_axis in (-1, inputs_rank - 1)):
-      outputs = fused_op(inputs, beta, gamma, axes=norm_axes,
-                         epsilon=variance_epsilon)
-      if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
+      outputs = habana_layer_norm(fused_ops, inputs, beta, gamma,
+                                  begin_norm_axis, variance_epsilon)
     else:
       mean, variance = tf.nn.moments(inputs, norm_axes, keepdims=True)
       outputs = tf.nn.batch_normalization(

@@ -49,3 +49,48 @@ def run_script(tree, script, *args, cwd=None, env=None, timeout=900):
                 f"--- stdout ---\n{proc.stdout[-8000:]}\n"
                 f"--- stderr ---\n{proc.stderr[-8000:]}")
   return proc
+
+
+GAUDI_VENV = PROJECT / "build" / "gaudi-venv"
+# What pip prints when the package registry cannot be reached at all.
+_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection",
+                "Temporary failure in name resolution", "Network is unreachable",
+                "ConnectTimeoutError", "ProxyError")
+
+
+class GaudiEnv:
+  """build/gaudi-venv: tensorflow-cpu 2.15.0 with Habana's bridge unpacked (make gaudi-env)."""
+
+  def __init__(self, root):
+    self.python = root / "bin" / "python"
+    package, = root.glob("lib/python3*/site-packages/habana_frameworks/tensorflow")
+    self.package = package
+    self.op_library = package / "tf2_15_0" / "lib" / "habanalabs" / "habana_device.so.2.15.0"
+
+  def run(self, tree, code, *args, timeout=600):
+    """Runs `code` in the gaudi venv's Python with TREE on the path; returns the process."""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1",
+               TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1",
+               TF_CPP_MIN_LOG_LEVEL="2", HABANA_OP_LIBRARY=str(self.op_library),
+               HABANA_PACKAGE=str(self.package))
+    return subprocess.run([str(self.python), "-c", code, *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def gaudi_env():
+  """The gaudi venv, made with `make gaudi-env` if it is not there yet.
+
+  Skips only when it cannot be made because the package registry is unreachable; any
+  other failure to make it fails the test.
+  """
+  if not (GAUDI_VENV / ".stamp").exists():
+    proc = subprocess.run(["make", "-s", "gaudi-env"], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=1200)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+      if any(marker in output for marker in _UNREACHABLE):
+        pytest.skip("build/gaudi-venv could not be made: the package registry is "
+                    "unreachable (`make gaudi-env` needs tensorflow-cpu and habana-tensorflow)")
+      pytest.fail("make gaudi-env failed:\n" + output[-6000:])
+  return GaudiEnv(GAUDI_VENV)
