@@ -12,32 +12,48 @@ groups of one allreduce, which it leaves alone; the graph that runs, and so
 every result, is the same with it on or off.  On this stack it is a no-op kept
 for backends whose allreduce ops it can group.
 
-TF_DISABLE_SCOPED_ALLOCATOR=1 (or true/yes/on) turns it off; the scripts then
-pass no session config, as upstream does.
+TF_DISABLE_SCOPED_ALLOCATOR=1 (or any other true value below) turns it off;
+the scripts then pass no session config, as upstream does.
 """
 
 import os
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+# The values Habana's TensorFlow bridge accepts for its yes/no variables
+# (habana_frameworks.tensorflow.util.str2bool), in any case, so that a value
+# means the same to the scripts as to the bridge.
+_TRUE = ("1", "t", "true", "y", "yes", "enable", "enabled")
+_FALSE = ("0", "f", "false", "n", "no", "disable", "disabled")
+
+
+class BadEnvVarError(SystemExit):
+  """An environment variable holds no yes/no value.
+
+  A SystemExit, so that a script stops with its one-line message instead of a
+  traceback.
+  """
+
+  def __init__(self, name, value):
+    super(BadEnvVarError, self).__init__(
+        "error: %s=%r is not a yes/no value; set it to one of %s (true) or "
+        "%s (false), or unset it." %
+        (name, value, "/".join(_TRUE), "/".join(_FALSE)))
 
 
 def condition_env_var(name, default=False):
-  """Reads a yes/no environment variable.
+  """Reads a yes/no environment variable as Habana's bridge reads its own.
 
-  Unset or empty gives `default`; 1/true/yes/on and 0/false/no/off are
-  accepted in any case; anything else raises ValueError naming the variable.
+  Unset gives `default`; the values in _TRUE and _FALSE are accepted in any
+  case; anything else, the empty string too, raises BadEnvVarError naming
+  the variable.
   """
-  value = os.environ.get(name, "").strip().lower()
-  if not value:
+  value = os.environ.get(name)
+  if value is None:
     return default
-  if value in _TRUE:
+  if value.lower() in _TRUE:
     return True
-  if value in _FALSE:
+  if value.lower() in _FALSE:
     return False
-  raise ValueError(
-      "%s=%r: expected one of %s (true) or %s (false)" %
-      (name, os.environ[name], "/".join(_TRUE), "/".join(_FALSE)))
+  raise BadEnvVarError(name, value)
 
 
 def scoped_allocator_session_config():

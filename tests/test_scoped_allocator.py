@@ -25,12 +25,17 @@ def _results(stdout):
           for line in stdout.splitlines() if "RESULT " in line]
 
 
+# Habana's str2bool accepts these (habana_frameworks.tensorflow.util; the
+# comparison with the real function is in test_habana_api.py).
+TRUE = ["1", "t", "true", "y", "yes", "enable", "enabled"]
+FALSE = ["0", "f", "false", "n", "no", "disable", "disabled"]
+REJECTED = ["", " 1", "on", "off", "maybe", "2", "truth"]
+
 PARSE = """
-import json, os
+import json, os, sys
 from albert.scoped_allocator import condition_env_var
 out = {}
-for value in ["1", "true", "YES", " On ", "0", "false", "No", "OFF", "", None,
-              "maybe", "2"]:
+for value in json.loads(sys.argv[1]) + [None]:
   if value is None:
     os.environ.pop("X_FLAG", None)
   else:
@@ -38,24 +43,43 @@ for value in ["1", "true", "YES", " On ", "0", "false", "No", "OFF", "", None,
   try:
     out[repr(value)] = [condition_env_var("X_FLAG", default=False),
                         condition_env_var("X_FLAG", default=True)]
-  except ValueError as e:
+  except SystemExit as e:
     out[repr(value)] = str(e)
 print("RESULT " + json.dumps(out))
 """
 
 
-def test_condition_env_var(albert_tree):
-  proc = subprocess.run([sys.executable, "-c", PARSE], env=_env(albert_tree),
-                        capture_output=True, text=True, timeout=120)
+def test_condition_env_var_accepts_what_habanas_str2bool_accepts(albert_tree):
+  values = [v for word in TRUE + FALSE for v in (word, word.upper(),
+                                                 word.capitalize())]
+  proc = subprocess.run([sys.executable, "-c", PARSE,
+                         json.dumps(values + REJECTED)],
+                        env=_env(albert_tree), capture_output=True, text=True,
+                        timeout=120)
   assert proc.returncode == 0, proc.stderr
   out = _results(proc.stdout)[0]
-  for value in ["'1'", "'true'", "'YES'", "' On '"]:
-    assert out[value] == [True, True]
-  for value in ["'0'", "'false'", "'No'", "'OFF'"]:
-    assert out[value] == [False, False]
-  assert out["''"] == out["None"] == [False, True]   # unset: the default
-  for value in ["'maybe'", "'2'"]:
-    assert out[value].startswith("X_FLAG=%s: expected one of" % value)
+  for value in values:
+    expected = [True, True] if value.lower() in TRUE else [False, False]
+    assert out[repr(value)] == expected, value
+  assert out["None"] == [False, True]   # unset: the default
+  for value in REJECTED:
+    assert out[repr(value)].startswith(
+        "error: X_FLAG=%r is not a yes/no value; set it to one of "
+        "1/t/true/y/yes/enable/enabled (true) or "
+        "0/f/false/n/no/disable/disabled (false), or unset it." % value)
+
+
+def test_bad_value_stops_with_one_line_naming_the_variable(albert_tree):
+  proc = subprocess.run(
+      [sys.executable, "-c", "from albert.scoped_allocator import "
+       "scoped_allocator_session_config as c; c()"],
+      env=_env(albert_tree, TF_DISABLE_SCOPED_ALLOCATOR="on"),
+      capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: TF_DISABLE_SCOPED_ALLOCATOR='on' is not a yes/no value; set it "
+      "to one of 1/t/true/y/yes/enable/enabled (true) or "
+      "0/f/false/n/no/disable/disabled (false), or unset it."]
 
 
 CONFIG = """
@@ -63,7 +87,7 @@ import json
 from albert.scoped_allocator import scoped_allocator_session_config
 try:
   config = scoped_allocator_session_config()
-except ValueError as e:
+except SystemExit as e:
   print("RESULT " + json.dumps({"error": str(e)}))
   raise SystemExit(0)
 if config is None:
@@ -79,11 +103,14 @@ else:
 @pytest.mark.parametrize("value, expected", [
     (None, {"on": True, "enable_op": ["HorovodAllreduce"]}),
     ("0", {"on": True, "enable_op": ["HorovodAllreduce"]}),
-    ("off", {"on": True, "enable_op": ["HorovodAllreduce"]}),
+    ("Disabled", {"on": True, "enable_op": ["HorovodAllreduce"]}),
     ("1", None),
-    ("true", None),
-    ("bogus", {"error": "TF_DISABLE_SCOPED_ALLOCATOR='bogus': expected one of "
-                        "1/true/yes/on (true) or 0/false/no/off (false)"}),
+    ("enable", None),
+    ("bogus", {"error": "error: TF_DISABLE_SCOPED_ALLOCATOR='bogus' is not a "
+                        "yes/no value; set it to one of "
+                        "1/t/true/y/yes/enable/enabled (true) or "
+                        "0/f/false/n/no/disable/disabled (false), or unset "
+                        "it."}),
 ])
 def test_session_config(albert_tree, value, expected):
   extra = {} if value is None else {"TF_DISABLE_SCOPED_ALLOCATOR": value}
