@@ -12,8 +12,16 @@ import tensorflow as tf
 _reported_missing = False
 
 
-def _load_habana():
-  """Loads Habana's module; returns False when it is not installed."""
+def load_habana_if_installed():
+  """Loads Habana's module; returns False, silently, when it is not installed.
+
+  Habana's `load_habana_module()` loads once per process; later calls return
+  at once.  Besides registering the HPU, it first sets up the multi-node
+  environment from the launcher's variables (which Gaudi of the host this
+  rank drives, per-rank prefixes for the files the bridge writes) and
+  Habana's synapse logger (HABANA_SYNAPSE_LOGGER), which is why Horovod runs
+  call it before `hvd.init()` (see horovod_helpers.hvd_init).
+  """
   try:
     import habana_frameworks.tensorflow as htf  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -37,7 +45,7 @@ def load_habana_module():
   without it.
   """
   global _reported_missing
-  if not _load_habana() and not _reported_missing:
+  if not load_habana_if_installed() and not _reported_missing:
     _reported_missing = True
     tf.compat.v1.logging.warning(
         "Habana TensorFlow module (habana_frameworks.tensorflow) not "

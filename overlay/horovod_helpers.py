@@ -76,10 +76,19 @@ def _initialized_module():
 def hvd_init():
   """Initialises Horovod for a run started by horovodrun or mpirun.
 
+  Where Habana's TensorFlow module is installed it is loaded first, in
+  Habana's order (its Horovod examples and helpers load it before
+  `hvd.init()`): the multi-node environment, the synapse logger and the
+  Habana module itself are set up before Horovod is imported and initialised,
+  so that each rank has picked its Gaudi before Horovod starts (see
+  habana_loader.load_habana_if_installed).  Elsewhere nothing changes.
+
   Raises HorovodUnavailableError (one line, exit status 1) when Horovod is
   not installed, fails to start, or the process was started without a
   launcher and so would silently train alone.
   """
+  from albert.habana_loader import load_habana_if_installed  # pylint: disable=g-import-not-at-top
+  load_habana_if_installed()
   module = _horovod_module()
   try:
     module.init()

@@ -117,3 +117,59 @@ def test_one_worker_under_horovodrun_is_not_enabled(albert_tree):
   results = _horovodrun(albert_tree, 1, INIT_AND_REPORT)
   assert results == [{"enabled": False, "size": 1, "rank": 0,
                       "local_size": 1, "out": "/o"}]
+
+
+# A stand-in habana_frameworks.tensorflow whose load_habana_module() records,
+# per rank, whether Horovod was imported and initialised at that moment.
+FAKE_HABANA = """
+import os, sys
+def load_habana_module():
+  module = sys.modules.get("horovod.tensorflow")
+  state = ("not imported" if module is None else
+           "initialised" if module.is_initialized() else "not initialised")
+  with open(os.path.join(os.environ["HABANA_CALLS"],
+                         os.environ["HOROVOD_RANK"]), "a") as f:
+    f.write("load_habana_module, horovod " + state + "\\n")
+"""
+
+# The scripts' order: hvd_init() under --use_horovod, then load_habana_module()
+# (whose result they log).
+INIT_THEN_LOAD = """
+import json, os
+from albert.habana_loader import load_habana_module
+from albert.horovod_helpers import hvd_init, hvd_rank
+hvd_init()
+load_habana_module()
+with open(os.path.join(os.environ["HABANA_CALLS"], str(hvd_rank()))) as f:
+  print("RESULT " + json.dumps({"rank": hvd_rank(),
+                                "calls": f.read().splitlines()}))
+"""
+
+
+def test_habana_module_is_loaded_before_horovod(albert_tree, tmp_path):
+  """Habana's order: its module (with the multi-node environment and the
+  synapse logger it sets up) before Horovod is imported and initialised."""
+  if not HOROVODRUN.exists():
+    pytest.skip("horovodrun not installed")
+  package = tmp_path / "fake" / "habana_frameworks" / "tensorflow"
+  package.mkdir(parents=True)
+  (package.parent / "__init__.py").write_text("")
+  (package / "__init__.py").write_text(FAKE_HABANA)
+  calls = tmp_path / "calls"
+  calls.mkdir()
+  env = _env(albert_tree)
+  env.update(PYTHONPATH=os.pathsep.join([str(albert_tree),
+                                         str(tmp_path / "fake")]),
+             HABANA_CALLS=str(calls))
+  proc = subprocess.run(
+      [str(HOROVODRUN), "-np", "2", "--gloo", sys.executable, "-c",
+       INIT_THEN_LOAD], env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+  results = sorted((json.loads(line.split("RESULT ", 1)[1])
+                    for line in proc.stdout.splitlines() if "RESULT " in line),
+                   key=lambda r: r["rank"])
+  # Habana's own load_habana_module returns at once when already loaded.
+  expected = ["load_habana_module, horovod not imported",
+              "load_habana_module, horovod initialised"]
+  assert results == [{"rank": 0, "calls": expected},
+                     {"rank": 1, "calls": expected}]
