@@ -13,9 +13,11 @@ HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
-$(VENV)/.requirements: requirements.txt
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
+CHECK_PYTHON = @$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
 	  "$(PYTHON) is Python %d.%d; TensorFlow 2.15 needs Python 3.11 (make PYTHON=/path/to/python3.11)" % v)'
+
+$(VENV)/.requirements: requirements.txt
+	$(CHECK_PYTHON)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -41,6 +43,7 @@ HABANA_TENSORFLOW := habana-tensorflow==1.14.0.493
 gaudi-env: $(GAUDI_VENV)/.stamp
 
 $(GAUDI_VENV)/.stamp: requirements-gaudi.txt
+	$(CHECK_PYTHON)
 	rm -rf $(GAUDI_VENV)
 	$(PYTHON) -m venv $(GAUDI_VENV)
 	$(GAUDI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-gaudi.txt
