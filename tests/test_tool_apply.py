@@ -13,7 +13,8 @@ pytest_plugins = ["tool_project"]
 
 
 def assert_no_staging_left(project):
-  assert sorted(p.name for p in project.tree.parent.iterdir()) == ["albert"]
+  """Only the tree and its lock file (which apply keeps beside it) are left in build/."""
+  assert sorted(p.name for p in project.tree.parent.iterdir()) == [".albert.lock", "albert"]
 
 
 # --- apply ------------------------------------------------------------------------------------
