@@ -1,6 +1,6 @@
-"""Exclusive locks (fcntl.flock) for the cache and for a tree, so that concurrent runs take turns.
+"""Exclusive locks (fcntl.flock) on the cache and on a tree's directory: concurrent runs take turns.
 
-A lock is a file held open with flock: the kernel drops it when its holder exits, however it
+A lock is a file or directory held open with flock: the kernel drops it when its holder exits, however it
 exits, so a killed run never leaves a stale lock behind. A run that finds the lock taken says
 so on its progress output and waits.
 """
@@ -13,9 +13,11 @@ from . import fetch
 
 @contextmanager
 def exclusive(path, say, what):
-  """Holds an exclusive lock on the file `path`; `what` names the holder we would wait for."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  """Holds an exclusive lock on `path` (a file, created if missing, or a directory); `what`
+  names the holder we would wait for."""
+  if not path.exists():
+    path.parent.mkdir(parents=True, exist_ok=True)
+  fd = os.open(path, os.O_RDONLY | (0 if path.is_dir() else os.O_CREAT), 0o666)
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -34,5 +36,7 @@ def cache(say):
 
 
 def tree(out, say):
-  """The lock on one tree (a file beside it): one apply at a time builds or replaces it."""
-  return exclusive(out.parent / f".{out.name}.lock", say, f"apply to finish with {out}")
+  """The lock on the directory that holds the tree (so no file is left beside it): one apply
+  at a time builds, replaces or recovers a tree there."""
+  out.parent.mkdir(parents=True, exist_ok=True)
+  return exclusive(out.parent, say, f"apply to finish in {out.parent}")

@@ -94,7 +94,7 @@ def other_refs(tree):
   """Refs besides the series branch and the branch checked out: work that is in no patch."""
   found = []
   for line in git.run(["for-each-ref", "--format=%(HEAD) %(refname)"], cwd=tree).splitlines():
-    current, ref = line.split(" ", 1)
+    current, ref = line[0], line[2:]  # %(HEAD) is "*" for the branch checked out, else " "
     if ref == SERIES_BRANCH or current == "*":
       continue
     if ref == "refs/stash":
