@@ -136,6 +136,10 @@ CASES = {
     "regenerate-into-an-unknown-patch": lambda p: (
         edit(p.tree / "run.py", "tiny", "small"),
         (["regenerate", "--into", "0009-nothing.patch"], ["0009-nothing.patch"])),
+    "regenerate-a-commit-that-is-not-utf8": lambda p: (
+        (p.tree / "README.md").write_bytes(b"Caf\xe9 upstream.\n"),
+        p.git("commit", "-q", "-am", "Latin-1 readme"),
+        (["regenerate"], ["not UTF-8"])),
     "regenerate-new-without-changes": lambda p: (
         None, (["regenerate", "--new", "Nothing"], ["uncommitted"])),
     "regenerate-a-tree-not-built-by-the-tool": lambda p: (

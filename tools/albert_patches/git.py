@@ -27,8 +27,15 @@ def run(args, cwd=None, check=True, date=None, input=None):
              GIT_COMMITTER_NAME=IDENTITY[0], GIT_COMMITTER_EMAIL=IDENTITY[1])
   if date:
     env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
-  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env, input=input,
-                        capture_output=True, text=True)
+  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env,
+                        input=input.encode() if input is not None else None, capture_output=True)
+  try:
+    proc.stdout = proc.stdout.decode()
+  except UnicodeDecodeError:
+    raise ToolError(f"git {args[0]}{f' in {cwd}' if cwd else ''} gave bytes that are not UTF-8 (a file in a commit "
+                    "is not UTF-8 text?); patches hold UTF-8 text only: save the file as UTF-8, "
+                    "or if upstream lacks it, it belongs in overlay/") from None
+  proc.stderr = proc.stderr.decode(errors="replace")
   if check and proc.returncode != 0:
     raise GitError(args, proc)
   return proc if not check else proc.stdout
