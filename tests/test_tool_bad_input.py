@@ -34,7 +34,7 @@ def _write_patch(project, data, name=BATCH_PATCH):
   (project.patches / name).write_bytes(data)
 
 
-# Each case: (setup(project) -> (command line, words the error must name)).
+# Each case: setup(project) -> (..., (command line, words the error names[, project.run options])).
 CASES = {
     # upstream.lock
     "lock-wrong-shape": lambda p: (
@@ -112,6 +112,9 @@ CASES = {
     "out-not-built-by-the-tool": lambda p: (
         (p.root / "mine").mkdir(), (p.root / "mine" / "keep.txt").write_text("keep\n"),
         (["apply", "--out", str(p.root / "mine")], ["not built by this tool"])),
+    "cache-under-a-file": lambda p: (
+        edit(p.patches / "series", *TOUCH_SERIES), (p.root / "notes.txt").write_text("mine\n"),
+        (["apply"], ["cannot lock", "notes.txt"], {"cache": p.root / "notes.txt" / "cache"})),
     # the command line
     "unknown-command": lambda p: (None, (["frobnicate"], ["frobnicate", "--help"])),
     "unknown-option": lambda p: (None, (["apply", "--frobnicate"], ["--frobnicate"])),
@@ -163,8 +166,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_error_line_and_changes_nothing(project, case):
-  *_, (args, expect) = CASES[case](project)
-  assert_refused(project, *args, expect=expect)
+  *_, (args, expect, *options) = CASES[case](project)
+  assert_refused(project, *args, expect=expect, **(options[0] if options else {}))
 
 
 @contextmanager

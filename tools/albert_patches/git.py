@@ -32,7 +32,8 @@ def run(args, cwd=None, check=True, date=None, input=None):
   try:
     proc.stdout = proc.stdout.decode()
   except UnicodeDecodeError:
-    raise ToolError(f"git {args[0]}{f' in {cwd}' if cwd else ''} gave bytes that are not UTF-8 (a file in a commit "
+    where = f" in {cwd}" if cwd else ""
+    raise ToolError(f"git {args[0]}{where} gave bytes that are not UTF-8 (a file in a commit "
                     "is not UTF-8 text?); patches hold UTF-8 text only: save the file as UTF-8, "
                     "or if upstream lacks it, it belongs in overlay/") from None
   proc.stderr = proc.stderr.decode(errors="replace")

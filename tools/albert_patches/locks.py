@@ -1,23 +1,27 @@
 """Exclusive locks (fcntl.flock) on the cache and on a tree's directory: concurrent runs take turns.
 
-A lock is a file or directory held open with flock: the kernel drops it when its holder exits, however it
-exits, so a killed run never leaves a stale lock behind. A run that finds the lock taken says
-so on its progress output and waits.
+A lock is a file or directory held open with flock: the kernel drops it when its holder exits,
+however it exits, so a killed run never leaves a stale lock behind. A run that finds the lock
+taken says so on its progress output and waits.
 """
 import fcntl
 import os
 from contextlib import contextmanager
 
 from . import fetch
+from .errors import ToolError
 
 
 @contextmanager
-def exclusive(path, say, what):
-  """Holds an exclusive lock on `path` (a file, created if missing, or a directory); `what`
-  names the holder we would wait for."""
-  if not path.exists():
-    path.parent.mkdir(parents=True, exist_ok=True)
-  fd = os.open(path, os.O_RDONLY | (0 if path.is_dir() else os.O_CREAT), 0o666)
+def exclusive(path, say, what, directory=False):
+  """Holds an exclusive lock on the file `path` (or the directory, with `directory`), creating
+  it if missing; `what` names the holder we would wait for."""
+  try:
+    (path if directory else path.parent).mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | (0 if directory else os.O_CREAT), 0o666)
+  except OSError as e:
+    raise ToolError(f"cannot lock {path} ({e.strerror}); make it writable, or choose another "
+                    "place for it") from None
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,5 +42,4 @@ def cache(say):
 def tree(out, say):
   """The lock on the directory that holds the tree (so no file is left beside it): one apply
   at a time builds, replaces or recovers a tree there."""
-  out.parent.mkdir(parents=True, exist_ok=True)
-  return exclusive(out.parent, say, f"apply to finish in {out.parent}")
+  return exclusive(out.parent, say, f"apply to finish in {out.parent}", directory=True)
