@@ -48,4 +48,3 @@ def run(project, args, progress):
     raise ToolError(f"{len(problems)} of {len(names)} patches need attention (see above)")
   progress.say(f"ok: {len(names)} patches apply exactly on {lock.commit[:12]} and pass the lint")
   return 0
-

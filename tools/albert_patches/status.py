@@ -3,7 +3,7 @@ from pathlib import Path
 
 from . import build
 from .patching import hunks_by_file
-from .tree import Record, unfinished_update, work_not_in_patches
+from .tree import UPDATE_ADVICE, Record, unfinished_update, work_not_in_patches
 
 
 def run(project, args, progress):
@@ -27,7 +27,7 @@ def run(project, args, progress):
     return 0
   update = unfinished_update(tree)
   if update:
-    progress.say(f"tree {tree}: updating: {update}")
+    progress.say(f"tree {tree}: updating ({update} is unfinished; {UPDATE_ADVICE})")
     return 0
   work = work_not_in_patches(tree, record)
   uncommitted = [w.split(" ", 1)[1] for w in work if w.startswith("uncommitted ")]

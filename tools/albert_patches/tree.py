@@ -57,21 +57,23 @@ def commits_after(tree, base):
 UPDATE_STATE = "albert-patches-update.json"
 
 
+UPDATE_ADVICE = "finish it with `update --continue` or undo it with `update --abort`"
+
+
 def unfinished_update(tree):
-  """A sentence naming the update in progress in `tree` and what to do about it, or None."""
+  """Names the update in progress in `tree` ("an update to X (stopped at P)"), or None."""
   path = Path(tree) / ".git" / UPDATE_STATE
   if not path.is_file():
     return None
   state = json.loads(path.read_text(encoding="utf-8"))
   stopped = f" (stopped at {state['current'][0]})" if state.get("current") else ""
-  return (f"an update to {state['to'][:12]} is unfinished in {tree}{stopped}; finish it with "
-          "`update --continue` or undo it with `update --abort`")
+  return f"an update to {state['to'][:12]}{stopped}"
 
 
 def require_no_update(tree):
   update = unfinished_update(tree)
   if update:
-    raise ToolError(update)
+    raise ToolError(f"{update} is unfinished in {tree}; {UPDATE_ADVICE}")
 
 
 def work_not_in_patches(tree, record):
