@@ -73,6 +73,11 @@ CASES = {
     "series-lists-a-patch-twice": lambda p: (
         edit(p.patches / "series", BATCH_PATCH, BATCH_PATCH + "\n" + LR_PATCH),
         (["apply"], [LR_PATCH, "twice"])),
+    "patches-directory-missing": lambda p: (
+        shutil.rmtree(p.patches), (["apply"], ["series is missing"])),
+    "patch-is-a-directory": lambda p: (
+        (p.patches / BATCH_PATCH).unlink(), (p.patches / BATCH_PATCH).mkdir(),
+        (["apply"], [BATCH_PATCH, "has no file"])),
     "patch-not-in-series": lambda p: (
         shutil.copy(p.patches / LR_PATCH, p.patches / "0003-stray.patch"),
         (["apply"], ["0003-stray.patch", "not in patches/series"])),
@@ -143,6 +148,9 @@ CASES = {
         (p.tree / "README.md").write_bytes(b"Caf\xe9 upstream.\n"),
         p.git("commit", "-q", "-am", "Latin-1 readme"),
         (["regenerate"], ["not UTF-8"])),
+    "regenerate-out-is-a-file": lambda p: (
+        (p.root / "notes.txt").write_text("mine\n"),
+        (["regenerate", "--out", str(p.root / "notes.txt")], ["notes.txt", "not built by"])),
     "regenerate-new-without-changes": lambda p: (
         None, (["regenerate", "--new", "Nothing"], ["uncommitted"])),
     "regenerate-a-tree-not-built-by-the-tool": lambda p: (
@@ -158,6 +166,9 @@ CASES = {
     "update-to-an-unknown-commit": lambda p: (None, (["update", "--to", SHA], [SHA])),
     "update-without-a-tree": lambda p: (
         shutil.rmtree(p.tree), (["update", "--to", SHA], ["not built by"])),
+    "update-from-a-missing-source": lambda p: (
+        None, (["update", "--to", SHA, "--upstream", str(p.root / "gone.bundle")],
+               ["gone.bundle", "does not exist"])),
     "update-over-a-stash": lambda p: (
         edit(p.tree / "run.py", "tiny", "small"), p.git("stash", "-q"),
         (["update", "--to", SHA], ["stash (1 entry"])),
