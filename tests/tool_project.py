@@ -273,12 +273,14 @@ class ToolProject:
     """All a refused command must leave as it was: the tree (bytes and modes of its files, HEAD,
     index, refs, stash, the tool's record) and the project's patches/, overlay/ and lock."""
     tree = Path(tree or self.tree)
-    inputs = {rel: (data, mode) for rel, (data, mode) in
-              read_dir(self.root, skip=("build", "tools"), modes=True).items()}
+    inputs = read_dir(self.root, skip=("build", "tools"), modes=True)
+    # what lies beside the tree: a refused run leaves no staging directory or lock file there
+    beside = sorted(p.name for p in tree.parent.iterdir()) if tree.parent.is_dir() else None
     if not tree.exists():
-      return {"tree": None, "inputs": inputs}
+      return {"tree": None, "inputs": inputs, "beside": beside}
     return {**self.tree_state(tree), "modes": read_dir(tree, skip=(".git",), modes=True),
-            "stash": git(tree, "stash", "list", "--format=%H %gs"), "inputs": inputs}
+            "stash": git(tree, "stash", "list", "--format=%H %gs"), "inputs": inputs,
+            "beside": beside}
 
   def subjects(self, tree=None, rev="HEAD"):
     """Commit subjects, oldest first."""
