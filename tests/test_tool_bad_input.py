@@ -38,7 +38,8 @@ def _write_patch(project, data, name=BATCH_PATCH):
 CASES = {
     # upstream.lock
     "lock-wrong-shape": lambda p: (
-        p.lock.write_text('upstream = "x"\n'), (["apply"], ["upstream.lock", "[upstream]"])),
+        p.lock.write_text('upstream = "x"\n'),
+        (["apply"], ["upstream.lock line 1", "[upstream] must be a table"])),
     "lock-no-converter-table": lambda p: (
         p.lock.write_text(p.lock.read_text().split("[converter]")[0]),
         (["apply"], ["upstream.lock", "[converter]"])),

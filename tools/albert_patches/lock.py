@@ -78,4 +78,6 @@ def _line_of(text, table, key):
         table_line = number
     elif in_table and re.match(rf"{re.escape(key)}\s*=", stripped):
       return number
+    elif re.match(rf"{re.escape(table)}\s*=", stripped) and table_line is None:
+      table_line = number  # the table's name given a plain value
   return table_line or len(text.splitlines()) + 1
