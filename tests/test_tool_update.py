@@ -174,7 +174,8 @@ def test_status_states(project, tmp_path):
 
   (project.tree / "scratch.txt").write_text("x\n")
   _, last = status()
-  assert last == f"tree {project.tree}: dirty (scratch.txt)"
+  assert last.startswith(f"tree {project.tree}: dirty (scratch.txt); also commit ")
+  assert last.endswith(" Local tweak")
 
   project.ok("apply", "--force")
   _, last = status()

@@ -269,6 +269,19 @@ class ToolProject:
         "record": record.read_bytes() if record.exists() else None,
     }
 
+  def snapshot(self, tree=None):
+    """All a refused command must leave as it was: the tree (bytes and modes of its files, HEAD,
+    index, refs, stash, the tool's record) and the project's patches/, overlay/ and lock."""
+    tree = Path(tree or self.tree)
+    inputs = read_dir(self.root, skip=("build", "tools"), modes=True)
+    # what lies beside the tree: a refused run leaves no staging directory or lock file there
+    beside = sorted(p.name for p in tree.parent.iterdir()) if tree.parent.is_dir() else None
+    if not tree.exists():
+      return {"tree": None, "inputs": inputs, "beside": beside}
+    return {**self.tree_state(tree), "modes": read_dir(tree, skip=(".git",), modes=True),
+            "stash": git(tree, "stash", "list", "--format=%H %gs"), "inputs": inputs,
+            "beside": beside}
+
   def subjects(self, tree=None, rev="HEAD"):
     """Commit subjects, oldest first."""
     return git(tree or self.tree, "log", "--reverse", "--format=%s", rev).splitlines()
@@ -278,14 +291,16 @@ class ToolProject:
     return json.loads((Path(tree or self.tree) / ".git" / "albert-patches.json").read_text())
 
 
-def read_dir(root, skip=()):
+def read_dir(root, skip=(), modes=False):
+  """{relative path: bytes} of the files under `root`, or {path: (bytes, mode)} with `modes`."""
   root = Path(root)
   out = {}
   for path in sorted(root.rglob("*")):
     rel = path.relative_to(root)
     if rel.parts[0] in skip or "__pycache__" in rel.parts or not path.is_file():
       continue
-    out[rel.as_posix()] = path.read_bytes()
+    data = path.read_bytes()
+    out[rel.as_posix()] = (data, oct(path.stat().st_mode)) if modes else data
   return out
 
 
@@ -300,6 +315,19 @@ def error_line(proc):
   lines = [line for line in proc.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: "), describe(proc)
   return lines[0]
+
+
+def assert_refused(project, *args, expect=(), tree=None, **kwargs):
+  """Runs the tool; asserts one `error:` line naming each of `expect`, no traceback, a non-zero
+  exit and nothing changed (see ToolProject.snapshot). Returns the error line."""
+  before = project.snapshot(tree)
+  proc = project.run(*args, **kwargs)
+  message = error_line(proc)
+  assert "Traceback" not in proc.stderr + proc.stdout, describe(proc)
+  for word in expect:
+    assert word in message, message
+  assert project.snapshot(tree) == before, f"{args} changed something\n{describe(proc)}"
+  return message
 
 
 def make_project(root, upstream, cache):

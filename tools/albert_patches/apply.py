@@ -1,10 +1,10 @@
 """`apply`: build the patched tree at --out, or say it is up to date."""
 from pathlib import Path
 
-from . import build, fetch
+from . import build, fetch, locks, staging
 from .errors import ToolError
 from .lock import Lock
-from .tree import Record, replace, require_no_update, staging_dir, work_not_in_patches
+from .tree import Record, require_no_update, work_not_in_patches
 
 
 def run(project, args, progress):
@@ -12,29 +12,33 @@ def run(project, args, progress):
   lock = Lock.read(project.lock_path)
   project.series()  # reports a broken series before anything else
   digest = build.inputs_digest(project)
+  staging.require_buildable(out)
 
-  if out.exists():
-    record = Record.load(out)
-    if record is None:
-      if any(out.iterdir()):
-        raise ToolError(f"{out} exists and was not built by this tool; move it away or "
-                        "choose another --out")
-    else:
-      require_no_update(out)
-      work = work_not_in_patches(out, record)
-      if work and not args.force:
-        raise ToolError(f"{out} has work that is not in patches/: {', '.join(work)}; keep it "
-                        "with `tools/apply_patches.py regenerate` (commit it first) or discard "
-                        "it with `apply --force`")
-      if not work and record.inputs == digest:
-        progress.say(f"{out} is up to date with the lock, series, patches and overlay; "
-                     "nothing to do")
-        return 0
+  with locks.tree(out, progress.say):
+    staging.recover(out, progress.say)
+    if out.exists():
+      record = Record.load(out)
+      if record is None:
+        if any(out.iterdir()):
+          raise ToolError(f"{out} exists and was not built by this tool; move it away or "
+                          "choose another --out")
+      else:
+        require_no_update(out)
+        work = work_not_in_patches(out, record)
+        if work and not args.force:
+          raise ToolError(f"{out} has work that is not in patches/: {', '.join(work)}; keep it "
+                          "by committing it on top of the series and running "
+                          "`tools/apply_patches.py regenerate`, or discard it with "
+                          "`apply --force`")
+        if not work and record.inputs == digest:
+          progress.say(f"{out} is up to date with the lock, series, patches and overlay; "
+                       "nothing to do")
+          return 0
 
-  source = fetch.resolve_source(args.upstream, lock)
-  with staging_dir(out) as staging:
-    record, _ = build.build(project, lock, source, staging, progress, digest)
-    replace(out, staging)
+    source = fetch.resolve_source(args.upstream, lock)
+    with staging.staging_dir(out) as built:
+      record, _ = build.build(project, lock, source, built, progress, digest)
+      staging.replace(out, built)
   progress.say(f"done: {out} is upstream {lock.commit[:12]} with {len(record.patches)} patches; "
                f"run a script from it, e.g. `python {_shown(out)}/run_pretraining.py --helpfull`")
   return 0

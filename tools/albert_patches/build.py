@@ -1,7 +1,7 @@
 """The pipeline: fetch, convert, overlay, patch, into a new directory, with a line per stage."""
 from pathlib import Path
 
-from . import convert, fetch, overlay, patching
+from . import convert, fetch, locks, overlay, patching
 from .tree import Record
 
 TOOL_FILES = sorted(Path(__file__).parent.glob("*.py"))
@@ -11,10 +11,12 @@ def inputs_digest(project):
   return project.inputs_digest(convert.installed_tensorflow() or "none", TOOL_FILES)
 
 
-def build(project, lock, source, dest, progress, digest):
+def build(project, lock, source, dest, progress, digest, applied=None):
   """Builds the patched tree at `dest` (which must not exist) and returns its Record.
 
-  Returns the offsets git reported as well: [(patch name, [notes])].
+  Returns the offsets git reported as well: [(patch name, [notes])]. `applied`, if given, is a
+  list that gets the same entries as each patch applies, so a caller still has them when a
+  later patch fails.
   """
   version = convert.require_converter()
   warning = convert.converter_warning(version, lock)
@@ -23,19 +25,20 @@ def build(project, lock, source, dest, progress, digest):
   names = project.series()
   patches = [project.patch(name) for name in names]
 
-  with progress.stage("fetch") as line:
-    line.detail = f"{lock.commit[:12]} {fetch.ensure_commit(lock.commit, source)}"
-    date = fetch.checkout(lock.commit, lock.tree, dest)
-  with progress.stage("convert") as line:
-    converted, how = convert.convert(dest, lock.commit, version, date)
-    line.detail = how
-    if convert.converted_tree(dest) != lock.converted_tree:
-      line.detail += (f"; differs from the lock's conversion (TensorFlow {lock.tensorflow})")
+  with locks.cache(progress.notice):
+    with progress.stage("fetch") as line:
+      line.detail = f"{lock.commit[:12]} {fetch.ensure_commit(lock.commit, source)}"
+      date = fetch.checkout(lock.commit, lock.tree, dest)
+    with progress.stage("convert") as line:
+      converted, how = convert.convert(dest, lock.commit, version, date)
+      line.detail = how
+      if convert.converted_tree(dest) != lock.converted_tree:
+        line.detail += (f"; differs from the lock's conversion (TensorFlow {lock.tensorflow})")
   with progress.stage("overlay") as line:
     overlay_sha, count = overlay.add_overlay(project, dest, date)
     line.detail = f"{count} files from overlay/"
-  applied = []
-  offsets = []
+  applied_commits = []
+  offsets = [] if applied is None else applied
   head = overlay_sha
   for patch in patches:
     with progress.stage("patch") as line:
@@ -43,9 +46,9 @@ def build(project, lock, source, dest, progress, digest):
       head, notes = patching.apply_patch(dest, patch, date)
       if notes:
         line.detail += " (" + "; ".join(notes) + ")"
-    applied.append([patch.name, head])
+    applied_commits.append([patch.name, head])
     offsets.append((patch.name, notes))
   record = Record(inputs=digest, upstream=lock.commit, converted=converted, overlay=overlay_sha,
-                  head=head, patches=applied, date=date)
+                  head=head, patches=applied_commits, date=date)
   record.save(dest)
   return record, offsets

@@ -21,13 +21,13 @@ def run(project, args, progress):
       problems[name] = found
   source = fetch.resolve_source(args.upstream, lock)
   with tempfile.TemporaryDirectory(prefix="albert-check-") as tmp:
-    quiet = Progress(stream=io.StringIO())
+    quiet = Progress(stream=io.StringIO(), notices=progress.stream)
+    offsets = []  # filled patch by patch, so it holds the patches applied before a failure
     try:
-      _, offsets = build.build(project, lock, source, Path(tmp) / "albert", quiet,
-                               build.inputs_digest(project))
+      build.build(project, lock, source, Path(tmp) / "albert", quiet,
+                  build.inputs_digest(project), applied=offsets)
     except ToolError as e:
       failed = str(e)
-      offsets = []
     else:
       failed = None
   for name, notes in offsets:

@@ -16,8 +16,16 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse, but a bad command line is one `error:` line like every other error."""
+
+  def error(self, message):
+    print(f"error: {message}; see `{self.prog} --help`", file=sys.stderr)
+    sys.exit(2)
+
+
 def parser():
-  top = argparse.ArgumentParser(
+  top = _Parser(
       prog="apply_patches.py",
       description="Upstream ALBERT, converted to TensorFlow 2, with this project's patch series.")
   sub = top.add_subparsers(dest="command")

@@ -69,6 +69,7 @@ def convert(tree, commit, version, date):
     raise ToolError(f"tf_upgrade_v2 failed ({tail[0] if tail else proc.returncode}); "
                     f"its report is {report}")
   sha = git.commit_all(tree, MESSAGE, date)
+  git.checkout_modes(tree)
   git.run(["push", "-q", str(mirror), f"HEAD:{ref}"], cwd=tree)
   return sha, f"tf_upgrade_v2 from TensorFlow {version}, report {report}"
 

@@ -16,15 +16,19 @@ def cache_dir():
 
 
 def resolve_source(cli_value, lock):
-  """--upstream, else ALBERT_UPSTREAM, else the lock's URL; local paths made absolute."""
+  """--upstream, else ALBERT_UPSTREAM, else the lock's URL; local paths made absolute.
+
+  The source is only read when the cache lacks a commit, so it need not exist or be reachable
+  when everything is cached.
+  """
   source = cli_value or os.environ.get("ALBERT_UPSTREAM") or lock.url
-  if "://" not in source and not source.startswith("git@"):
-    path = Path(source).expanduser()
-    if not path.exists():
-      raise ToolError(f"upstream source {source} does not exist; pass a git URL, a clone "
-                      "or a bundle with --upstream (or ALBERT_UPSTREAM)")
-    source = str(path.resolve())
+  if _is_local(source):
+    source = str(Path(source).expanduser().resolve())
   return source
+
+
+def _is_local(source):
+  return "://" not in source and not source.startswith("git@")
 
 
 def mirror():
@@ -58,6 +62,9 @@ def ensure_commit(commit, source):
 
 def fetch_refs(source):
   """Fetches every branch and tag of `source` into the mirror, under a name of its own."""
+  if _is_local(source) and not Path(source).exists():
+    raise ToolError(f"upstream source {source} does not exist; pass a git URL, a clone "
+                    "or a bundle with --upstream (or ALBERT_UPSTREAM)")
   key = hashlib.sha256(source.encode()).hexdigest()[:12]
   fetched = git.run(["fetch", "-q", "--no-tags", source,
                      f"+refs/heads/*:refs/sources/{key}/heads/*",

@@ -27,8 +27,16 @@ def run(args, cwd=None, check=True, date=None, input=None):
              GIT_COMMITTER_NAME=IDENTITY[0], GIT_COMMITTER_EMAIL=IDENTITY[1])
   if date:
     env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
-  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env, input=input,
-                        capture_output=True, text=True)
+  proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env,
+                        input=input.encode() if input is not None else None, capture_output=True)
+  try:
+    proc.stdout = proc.stdout.decode()
+  except UnicodeDecodeError:
+    where = f" in {cwd}" if cwd else ""
+    raise ToolError(f"git {args[0]}{where} gave bytes that are not UTF-8 (a file in a commit "
+                    "is not UTF-8 text?); patches hold UTF-8 text only: save the file as UTF-8, "
+                    "or if upstream lacks it, it belongs in overlay/") from None
+  proc.stderr = proc.stderr.decode(errors="replace")
   if check and proc.returncode != 0:
     raise GitError(args, proc)
   return proc if not check else proc.stdout
@@ -64,3 +72,26 @@ def commit_all(tree, message, date):
 
 def has_commit(repo, sha):
   return run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, check=False).returncode == 0
+
+
+def checkout_modes(tree):
+  """Gives every tracked file the mode `git checkout` would give it (0666 or 0777, less umask).
+
+  tf_upgrade_v2 rewrites the files it changes with mode 0600, and git keeps a file's mode when
+  its content does not change; so without this a tree's modes would depend on how it was built.
+  """
+  umask = os.umask(0)
+  os.umask(umask)
+  for entry in run(["ls-files", "-s", "-z"], cwd=tree).split("\0"):
+    if not entry:
+      continue
+    mode, _, rest = entry.partition(" ")
+    if mode not in ("100644", "100755"):
+      continue  # symlinks and submodules have no mode of their own
+    path = os.path.join(tree, rest.split("\t", 1)[1])
+    wanted = (0o777 if mode == "100755" else 0o666) & ~umask
+    try:
+      if os.stat(path).st_mode & 0o7777 != wanted:
+        os.chmod(path, wanted)
+    except FileNotFoundError:
+      continue

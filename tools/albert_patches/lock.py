@@ -4,7 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from .errors import ToolError
+from .errors import ToolError, read_utf8
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -40,7 +40,7 @@ class Lock:
     path = Path(path)
     if not path.is_file():
       raise ToolError(f"{path} is missing: restore it with `git checkout -- {path.name}`")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path, f"restore it with `git checkout -- {path.name}`")
     try:
       data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -48,7 +48,11 @@ class Lock:
     values = {}
     for table, key in [("upstream", "url"), ("upstream", "commit"), ("upstream", "tree"),
                        ("converter", "tensorflow"), ("converter", "converted_tree")]:
-      value = data.get(table, {}).get(key)
+      section = data.get(table)
+      if not isinstance(section, dict):
+        raise ToolError(f"{path} line {_line_of(text, table, key)}: [{table}] must be a table "
+                        f"holding {key} (see the comments in a lock from git)")
+      value = section.get(key)
       if not isinstance(value, str) or not value:
         raise ToolError(f"{path} line {_line_of(text, table, key)}: "
                         f"[{table}] {key} must be a non-empty string")
@@ -74,4 +78,6 @@ def _line_of(text, table, key):
         table_line = number
     elif in_table and re.match(rf"{re.escape(key)}\s*=", stripped):
       return number
+    elif re.match(rf"{re.escape(table)}\s*=", stripped) and table_line is None:
+      table_line = number  # the table's name given a plain value
   return table_line or len(text.splitlines()) + 1

@@ -6,11 +6,16 @@ from contextlib import contextmanager
 
 class Progress:
 
-  def __init__(self, stream=sys.stdout):
+  def __init__(self, stream=sys.stdout, notices=None):
     self.stream = stream
+    self.notices = notices or stream  # where `notice` goes, even when the stages are quiet
 
   def say(self, text):
     print(text, file=self.stream, flush=True)
+
+  def notice(self, text):
+    """Says something the user must see now, such as that the run is waiting for a lock."""
+    print(text, file=self.notices, flush=True)
 
   @contextmanager
   def stage(self, name):

@@ -4,6 +4,7 @@ Each commit after the overlay commit becomes one patch; files upstream does not 
 overlay/. Files whose bytes would not change are not written, so a regenerate with no edits
 leaves the project untouched.
 """
+import os
 import re
 from pathlib import Path
 
@@ -137,18 +138,23 @@ def plan_files(project, tree, record):
   return {"files": files, "order": order, "commits": commits}
 
 
-def write_plan(project, plan, progress):
-  """Writes the planned files that differ and removes patches and overlay files no longer there."""
+def write_plan(project, plan, progress, also=()):
+  """Writes the planned files that differ and removes patches and overlay files no longer there.
+
+  Every file to write or remove (and the paths in `also`, which the caller writes next) is
+  checked first, so that a read-only file or directory stops us before anything changed.
+  """
   files = plan["files"]
   stale = [p for p in project.patches_dir.glob("*.patch")
            if f"patches/{p.name}" not in files]
   stale += [project.overlay_dir / rel for rel in project.overlay_files()
             if f"overlay/{rel}" not in files]
+  writes = {rel: data for rel, data in sorted(files.items())
+            if not ((project.root / rel).is_file() and (project.root / rel).read_bytes() == data)}
+  _require_writable([project.root / rel for rel in writes] + list(also), stale)
   changed = 0
-  for rel, data in sorted(files.items()):
+  for rel, data in writes.items():
     path = project.root / rel
-    if path.is_file() and path.read_bytes() == data:
-      continue
     progress.say(f"{'update' if path.exists() else 'new':<8}{rel}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -158,6 +164,18 @@ def write_plan(project, plan, progress):
     path.unlink()
     changed += 1
   return changed
+
+
+def _require_writable(writes, removals):
+  for path in writes:
+    where = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not os.access(where, os.W_OK):
+      raise ToolError(f"cannot write {path}: {where} is read-only; make it writable "
+                      "(nothing was written)")
+  for path in removals:
+    if not os.access(path.parent, os.W_OK):
+      raise ToolError(f"cannot remove {path}: {path.parent} is read-only; make it writable "
+                      "(nothing was written)")
 
 
 def _slug(subject):

@@ -4,7 +4,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from .errors import ToolError
+from .errors import ToolError, read_utf8
 
 PROJECT = Path(__file__).resolve().parents[2]
 HEADER_END = "---\n"
@@ -36,7 +36,8 @@ class Project:
     if not self.series_path.is_file():
       raise ToolError(f"{self.series_path} is missing: it lists the patches in order, one per line")
     names = []
-    for number, line in enumerate(self.series_path.read_text(encoding="utf-8").splitlines(), 1):
+    text = read_utf8(self.series_path, "save it as UTF-8 (patch file names, one a line)")
+    for number, line in enumerate(text.splitlines(), 1):
       name = line.split("#", 1)[0].strip()
       if not name:
         continue
@@ -53,8 +54,9 @@ class Project:
     return names
 
   def patch(self, name):
-    # Bytes decoded as they are: read_text would turn CRLF into LF and hide it from the lint.
-    return PatchFile.parse(name, (self.patches_dir / name).read_bytes().decode("utf-8"))
+    path = self.patches_dir / name
+    return PatchFile.parse(name, read_utf8(path, "save the patch as UTF-8 (a binary change "
+                                           "belongs in overlay/, not in a patch)"))
 
   def overlay_files(self):
     """Relative paths (str, '/'-separated) of every file under overlay/."""
@@ -96,9 +98,18 @@ class PatchFile:
   @classmethod
   def parse(cls, name, text):
     head, sep, diff = text.partition("\n" + HEADER_END)
+    if not text.strip():
+      raise ToolError(f"patches/{name} is empty; write its header and diff (or regenerate it "
+                      "from the tree), or remove it and its line in patches/series")
+    if not sep and "\r\n" + HEADER_END.replace("\n", "\r\n") in text:
+      raise ToolError(f"patches/{name} has CRLF line endings; convert it to LF "
+                      f"(`sed -i 's/\\r$//' patches/{name}`)")
     if not sep or not head.startswith("Subject: "):
       raise ToolError(f"patches/{name}: no header; a patch starts with a `Subject:` line, "
                       "header fields, then a line `---` before the diff")
+    if not re.search(r"^diff --git ", diff, re.MULTILINE):
+      raise ToolError(f"patches/{name} has no `diff --git` after its header; a patch is a "
+                      "header, a line `---`, then a git diff (regenerate writes them)")
     subject, _, fields = head.partition("\n")
     return cls(name, subject[len("Subject: "):].strip(), fields + "\n" if fields else "", diff)
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from . import build
 from .patching import hunks_by_file
-from .tree import Record, work_not_in_patches
+from .tree import UPDATE_ADVICE, Record, unfinished_update, work_not_in_patches
 
 
 def run(project, args, progress):
@@ -25,12 +25,19 @@ def run(project, args, progress):
   if record is None:
     progress.say(f"tree {tree}: not built (run apply)")
     return 0
+  update = unfinished_update(tree)
+  if update:
+    progress.say(f"tree {tree}: updating ({update} is unfinished; {UPDATE_ADVICE})")
+    return 0
   work = work_not_in_patches(tree, record)
-  uncommitted = [w for w in work if w.startswith("uncommitted ")]
+  uncommitted = [w.split(" ", 1)[1] for w in work if w.startswith("uncommitted ")]
+  others = [w for w in work if not w.startswith("uncommitted ")]
   if uncommitted:
-    state = f"dirty ({', '.join(w.split(' ', 1)[1] for w in uncommitted)})"
-  elif work:
-    state = f"ahead ({'; '.join(work)}; run regenerate)"
+    state = f"dirty ({', '.join(uncommitted)})"
+    if others:
+      state += f"; also {'; '.join(others)}"
+  elif others:
+    state = f"ahead ({'; '.join(others)}; commit it on top of the series and run regenerate)"
   elif record.inputs != build.inputs_digest(project):
     state = ("behind (the lock, patches/, overlay/, the converter or the tool changed since "
              "it was built; run apply)")

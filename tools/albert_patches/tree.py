@@ -4,10 +4,6 @@ The record lives inside .git (albert-patches.json), so it never shows as a chang
 """
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import git
@@ -61,16 +57,28 @@ def commits_after(tree, base):
 UPDATE_STATE = "albert-patches-update.json"
 
 
+UPDATE_ADVICE = "finish it with `update --continue` or undo it with `update --abort`"
+
+
+def unfinished_update(tree):
+  """Names the update in progress in `tree` ("an update to X (stopped at P)"), or None."""
+  path = Path(tree) / ".git" / UPDATE_STATE
+  if not path.is_file():
+    return None
+  state = json.loads(path.read_text(encoding="utf-8"))
+  stopped = f" (stopped at {state['current'][0]})" if state.get("current") else ""
+  return f"an update to {state['to'][:12]}{stopped}"
+
+
 def require_no_update(tree):
-  state = Path(tree) / ".git" / UPDATE_STATE
-  if state.is_file():
-    target = json.loads(state.read_text(encoding="utf-8"))["to"]
-    raise ToolError(f"an update to {target[:12]} is unfinished in {tree}; finish it with "
-                    "`update --continue` or undo it with `update --abort`")
+  update = unfinished_update(tree)
+  if update:
+    raise ToolError(f"{update} is unfinished in {tree}; {UPDATE_ADVICE}")
 
 
 def work_not_in_patches(tree, record):
-  """What `apply` would lose: uncommitted files, and commits since the last series commit."""
+  """What `apply` would lose: uncommitted files, commits since the last series commit, and
+  every other branch, tag, stash or ref."""
   found = [f"uncommitted {line[3:]}" for line in uncommitted(tree)]
   on_top = git.run(["merge-base", "--is-ancestor", record.head, "HEAD"], cwd=tree, check=False)
   if on_top.returncode != 0:
@@ -78,32 +86,26 @@ def work_not_in_patches(tree, record):
                  f"{git.run(['rev-parse', '--short', 'HEAD'], cwd=tree).strip()})")
   else:
     found += [f"commit {line}" for line in commits_after(tree, record.head)]
+  return found + other_refs(tree)
+
+
+SERIES_BRANCH = "refs/heads/patched"
+
+
+def other_refs(tree):
+  """Refs besides the series branch and the branch checked out: work that is in no patch."""
+  found = []
+  for line in git.run(["for-each-ref", "--format=%(HEAD) %(refname)"], cwd=tree).splitlines():
+    current, ref = line[0], line[2:]  # %(HEAD) is "*" for the branch checked out, else " "
+    if ref == SERIES_BRANCH or current == "*":
+      continue
+    if ref == "refs/stash":
+      count = len(git.run(["stash", "list"], cwd=tree).splitlines())
+      found.append(f"stash ({count} {'entry' if count == 1 else 'entries'}, see `git stash list`)")
+    elif ref.startswith("refs/heads/"):
+      found.append(f"branch {ref[len('refs/heads/'):]}")
+    elif ref.startswith("refs/tags/"):
+      found.append(f"tag {ref[len('refs/tags/'):]}")
+    else:
+      found.append(f"ref {ref}")
   return found
-
-
-@contextmanager
-def staging_dir(out):
-  """A fresh directory beside `out` for building; removed unless the build was moved into place."""
-  out = Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  path = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-  try:
-    yield path / "albert"
-  finally:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def replace(out, built):
-  """Moves a finished tree to `out`, replacing the previous one only once the new one is there."""
-  out = Path(out)
-  if not out.exists():
-    os.rename(built, out)
-    return
-  old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-  os.rename(out, old / "albert")
-  try:
-    os.rename(built, out)
-  except OSError:
-    os.rename(old / "albert", out)
-    raise
-  shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from . import build, convert, fetch, git, overlay
+from . import build, convert, fetch, git, locks, overlay
 from .errors import ToolError
 from .lock import Lock
 from .regenerate import plan_files, save_record, write_plan
@@ -43,22 +43,24 @@ def run(project, args, progress):
   lock = Lock.read(project.lock_path)
   version = convert.require_converter()
   source = fetch.resolve_source(args.upstream, lock)
-  with progress.stage("fetch") as line:
-    commit = _resolve(args.to, source)
-    line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
   old_head = git.rev(tree, "HEAD")
-  git.run(["fetch", "-q", "--no-tags", str(fetch.mirror()), f"refs/pinned/{commit}"], cwd=tree)
-  git.run(["checkout", "-q", "-B", "patched", commit], cwd=tree)
-  try:
-    date = fetch.commit_date(tree, commit)
-    with progress.stage("convert") as line:
-      converted, line.detail = convert.convert(tree, commit, version, date)
-    with progress.stage("overlay") as line:
-      overlay_sha, count = overlay.add_overlay(project, tree, date)
-      line.detail = f"{count} files from overlay/"
-  except BaseException:
-    git.run(["checkout", "-q", "-f", "-B", "patched", old_head], cwd=tree)
-    raise
+  with locks.cache(progress.notice):
+    with progress.stage("fetch") as line:
+      commit = _resolve(args.to, source)
+      line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
+    git.run(["fetch", "-q", "--no-tags", str(fetch.mirror()), f"refs/pinned/{commit}"], cwd=tree)
+    git.run(["checkout", "-q", "-B", "patched", commit], cwd=tree)
+    try:
+      date = fetch.commit_date(tree, commit)
+      with progress.stage("convert") as line:
+        converted, line.detail = convert.convert(tree, commit, version, date)
+      with progress.stage("overlay") as line:
+        overlay_sha, count = overlay.add_overlay(project, tree, date)
+        line.detail = f"{count} files from overlay/"
+    except BaseException:
+      git.run(["checkout", "-q", "-f", "-B", "patched", old_head], cwd=tree)
+      git.checkout_modes(tree)
+      raise
   state = {"to": commit, "from_head": old_head, "record": record.__dict__, "date": date,
            "converted": converted, "overlay": overlay_sha, "tensorflow": version,
            "pending": [[name, sha] for name, sha in record.patches], "done": []}
@@ -127,7 +129,7 @@ def _finish(project, tree, state, state_path, progress):
   new_lock = Lock(url=lock.url, commit=state["to"],
                   tree=git.rev(tree, f"{state['to']}^{{tree}}"), tensorflow=state["tensorflow"],
                   converted_tree=git.rev(tree, f"{state['converted']}^{{tree}}"))
-  write_plan(project, plan, progress)
+  write_plan(project, plan, progress, also=[project.lock_path])
   new_lock.write(project.lock_path)
   save_record(project, tree, record, plan)
   state_path.unlink()
@@ -141,6 +143,7 @@ def _abort(tree, state, state_path, progress):
   git.run(["reset", "-q", "--hard"], cwd=tree)
   git.run(["checkout", "-q", "-f", "-B", "patched", state["from_head"]], cwd=tree)
   git.run(["clean", "-q", "-fd"], cwd=tree)
+  git.checkout_modes(tree)  # tf_upgrade_v2 wrote files 0600 that checkout left as they were
   Record(**state["record"]).save(tree)
   state_path.unlink()
   progress.say(f"aborted: {tree} is back at {state['from_head'][:12]}; patches/ and "
