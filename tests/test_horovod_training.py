@@ -190,13 +190,6 @@ def count_records(path):
   return sum(1 for _ in tf.data.TFRecordDataset(str(path)))
 
 
-def assert_same_variables(a, b):
-  va, vb = variables(a), variables(b)
-  assert sorted(va) == sorted(vb)
-  differing = [name for name in va if va[name] != vb[name]]
-  assert not differing, differing
-
-
 def assert_learning_rate(graph_dir, factor):
   """The graph's initial learning rate is LEARNING_RATE * factor (float32)."""
   import numpy as np  # pylint: disable=import-outside-toplevel
