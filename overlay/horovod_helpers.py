@@ -127,10 +127,12 @@ def hvd_local_size():
 
 
 def worker_output_dir(output_dir):
-  """Where this worker writes: output_dir for rank 0, output_dir/<rank> else.
+  """Where this worker writes its own files: output_dir for rank 0, else
+  output_dir/<rank>.
 
-  Each worker runs its own Estimator; separate directories keep the workers
-  from overwriting each other's checkpoints and event files.
+  Only rank 0 writes checkpoints (see worker_run_config); a worker's own
+  files, such as its performance log, go here so that no two workers write
+  the same file.
   """
   rank = hvd_rank()
   return output_dir if rank == 0 else os.path.join(output_dir, str(rank))
@@ -149,3 +151,25 @@ def example_slice(num_examples, size, rank):
   start = rank * per_rank + min(rank, remainder)
   end = start + per_rank + (1 if rank < remainder else 0)
   return start, end
+
+
+def worker_run_config(run_config):
+  """This worker's Estimator RunConfig: only rank 0 checkpoints.
+
+  Every worker keeps the same model_dir (the script's output_dir).  Rank 0
+  saves checkpoints and summaries there as configured; the other ranks save
+  none, so a run killed at any moment leaves one consistent checkpoint
+  state, rank 0's.  The other ranks still read that model_dir at start, so
+  every worker makes the same decision whether training is already done;
+  whatever they restore is then replaced by rank 0's variables, which
+  hvd.BroadcastGlobalVariablesHook(0) sends after rank 0 has restored its
+  checkpoint.  On several hosts, put output_dir on a file system they share:
+  a rank that cannot see rank 0's checkpoints would not know that a rerun
+  has nothing left to train.
+  """
+  if hvd_rank() == 0:
+    return run_config
+  return run_config.replace(save_checkpoints_steps=None,
+                            save_checkpoints_secs=None,
+                            save_summary_steps=None,
+                            log_step_count_steps=None)

@@ -26,7 +26,8 @@ class PerfLoggingHook(tf.compat.v1.train.SessionRunHook):
                name="train", extra=None):
     """examples_per_step: examples one session.run of this process trains on.
 
-    json_path: file that gets the summary appended as one JSON line.
+    json_path: file that gets the summary appended as one JSON line; its
+      directory is made if it does not exist.
     extra: dict of further fields for the JSON line (e.g. rank, size).
     """
     self._examples_per_step = int(examples_per_step)
@@ -80,6 +81,8 @@ class PerfLoggingHook(tf.compat.v1.train.SessionRunHook):
         record["total_examples"], record["total_time_s"],
         record["examples_per_sec"], record["examples_per_sec_without_first"])
     if self._json_path:
+      if os.path.dirname(self._json_path):
+        tf.io.gfile.makedirs(os.path.dirname(self._json_path))
       with tf.io.gfile.GFile(self._json_path, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 

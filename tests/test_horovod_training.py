@@ -1,21 +1,35 @@
 """The three scripts trained by `horovodrun -np 2 --gloo` on the CPU.
 
 Tiny generated data and model (tests/albert_data.py).  For each script:
-both ranks exit 0; their final checkpoints are bitwise identical (broadcast
-of rank 0's initial variables, then averaged gradients); per-rank output
-directories, step counts and learning rate are as the seed says; evaluation
-and prediction happen on rank 0 only; PerfLoggingHook's JSON line matches
-the steps and batch size.  A control run without the broadcast hook ends
-with different variables, so the comparison can fail.  One more run trains
-in a single process with Horovod made unimportable.
+both ranks exit 0; their final variables are bitwise identical (broadcast
+of rank 0's initial variables, then averaged gradients); only rank 0 writes
+checkpoints and summaries, rank r only its own files in output_dir/r; step
+counts and learning rate are as the seed says; evaluation and prediction
+happen on rank 0 only; PerfLoggingHook's JSON line matches the steps and
+batch size.  A control run without the broadcast hook ends with different
+variables, so the comparison can fail.  One more run trains in a single
+process with Horovod made unimportable.
+
+Rank 1 saves nothing, so its final variables are observed by running the
+script through RECORDING, which adds to Horovod's broadcast hook an `end`
+that saves the rank's variables to an .npz file.
+
+Then the cases that once went wrong: an evaluation-only run after training
+ends; a run killed between saves resumes from rank 0's checkpoint; with
+fewer input files than workers the ranks read disjoint records that
+together are the data; and two ranks with batch b train as one process
+with batch 2b on the same records.
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import psutil
 import pytest
 
 import albert_data
@@ -38,14 +52,108 @@ def _env():
   return env
 
 
-def horovodrun(command, timeout=600):
-  """Runs `horovodrun -np 2 --gloo COMMAND`; returns its output."""
-  cmd = [str(HOROVODRUN), "-np", "2", "--gloo", *map(str, command)]
-  proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True,
-                        timeout=timeout)
-  output = proc.stdout + proc.stderr
-  assert proc.returncode == 0, output[-8000:]
+def _stop(proc):
+  """Stops horovodrun and every process it started, by their ids."""
+  try:
+    children = psutil.Process(proc.pid).children(recursive=True)
+  except psutil.NoSuchProcess:
+    children = []
+  proc.send_signal(signal.SIGTERM)  # horovodrun then stops its ranks
+  try:
+    proc.communicate(timeout=30)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.communicate()
+  for child in children:
+    try:
+      child.kill()
+    except psutil.NoSuchProcess:
+      pass
+
+
+def horovodrun(command, timeout=600, np=2, env=None):
+  """Runs `horovodrun -np NP --gloo COMMAND`; returns its output.
+
+  A run that has not ended after `timeout` seconds is stopped with all its
+  processes, and the test fails saying so.
+  """
+  cmd = [str(HOROVODRUN), "-np", str(np), "--gloo", *map(str, command)]
+  proc = subprocess.Popen(cmd, env=env or _env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    stdout, stderr = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    _stop(proc)
+    pytest.fail("%s had not ended after %d s" % (" ".join(cmd), timeout))
+  output = stdout + stderr
+  errors = [line for line in output.splitlines() if "Error" in line]
+  assert proc.returncode == 0, "\n".join(errors[:20] + [output[-6000:]])
   return output
+
+
+# Runs a script with Horovod's BroadcastGlobalVariablesHook given an `end`
+# that saves this rank's variables to RECORD_DIR/rank<r>.npz once training
+# has ended.  Usage: python -c RECORDING RECORD_DIR SCRIPT ARGS...
+_RECORD_AT_END = """
+import pathlib, runpy, sys
+import numpy as np
+import tensorflow as tf
+import horovod.tensorflow as hvd
+
+record_dir = pathlib.Path(sys.argv[1])
+
+def end(self, session):
+  variables = tf.compat.v1.global_variables()
+  values = session.run(variables)
+  record_dir.mkdir(parents=True, exist_ok=True)
+  np.savez(record_dir / ("rank%d.npz" % hvd.rank()),
+           **{v.op.name: x for v, x in zip(variables, values)})
+"""
+_RUN_SCRIPT = """
+sys.argv = sys.argv[2:]
+sys.path.insert(0, str(pathlib.Path(sys.argv[0]).parent))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+RECORDING = _RECORD_AT_END + """
+hvd.BroadcastGlobalVariablesHook.end = end
+""" + _RUN_SCRIPT
+
+
+def recording(record_dir):
+  """The command prefix that runs a script through RECORDING."""
+  return [sys.executable, "-c", RECORDING, record_dir]
+
+
+def recorded_variables(record_dir, rank):
+  """{name: bytes} of the variables rank `rank` ended training with."""
+  with np.load(Path(record_dir) / ("rank%d.npz" % rank)) as values:
+    return {name: values[name].tobytes() for name in values.files}
+
+
+def assert_ranks_identical(record_dir, checkpoint_prefix):
+  """Both ranks ended with the variables of rank 0's last checkpoint."""
+  rank0 = recorded_variables(record_dir, 0)
+  rank1 = recorded_variables(record_dir, 1)
+  assert sorted(rank0) == sorted(rank1)
+  assert [name for name in rank0 if rank0[name] != rank1[name]] == []
+  assert rank0 == variables(checkpoint_prefix)
+
+
+def assert_only_rank0_saves(out):
+  """Checkpoints and event files are in out alone; out/1 has neither."""
+  assert (out / "checkpoint").exists()
+  assert list(out.glob("events.out.tfevents.*"))
+  assert (out / "graph.pbtxt").exists()
+  rank1_files = sorted(p.name for p in (out / "1").rglob("*"))
+  assert rank1_files == ["perf.jsonl"]
+
+
+def with_flags(args, **values):
+  """args with the value after each --NAME replaced (name_with_underscores)."""
+  args = list(args)
+  for name, value in values.items():
+    args[args.index("--" + name) + 1] = value
+  return args
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +188,6 @@ def variables(checkpoint_prefix):
 def count_records(path):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return sum(1 for _ in tf.data.TFRecordDataset(str(path)))
-
-
-def assert_same_variables(a, b):
-  va, vb = variables(a), variables(b)
-  assert sorted(va) == sorted(vb)
-  differing = [name for name in va if va[name] != vb[name]]
-  assert not differing, differing
 
 
 def assert_learning_rate(graph_dir, factor):
@@ -127,17 +228,25 @@ def pretraining_args(tree, data, out):
           "--save_checkpoints_steps", 100]
 
 
-def test_pretraining_two_ranks(albert_tree, data, tmp_path):
-  out = tmp_path / "out"
-  log = horovodrun([sys.executable] + pretraining_args(albert_tree, data, out)
+@pytest.fixture(scope="module")
+def pretraining_out(albert_tree, data, tmp_path_factory):
+  """A two-rank pretraining run: (output_dir, recorded variables, log)."""
+  tmp = tmp_path_factory.mktemp("pretraining")
+  out, record = tmp / "out", tmp / "record"
+  log = horovodrun(recording(record) + pretraining_args(albert_tree, data, out)
                    + ["--do_eval", "--max_eval_steps", 2])
+  return out, record, log
+
+
+def test_pretraining_two_ranks(pretraining_out):
+  out, record, log = pretraining_out
   # 6 steps and 2 warmup steps over 2 workers: 3 and 1 each.
-  for rank_dir in (out, out / "1"):
-    assert (rank_dir / "model.ckpt-3.index").exists()
-    assert not list(rank_dir.glob("model.ckpt-6.*"))
-    assert_learning_rate(rank_dir, 2)
+  assert (out / "model.ckpt-3.index").exists()
+  assert not list(out.glob("model.ckpt-6.*"))
+  assert_learning_rate(out, 2)
   assert log.count("warmup starts at step 0, for 1 steps") >= 2
-  assert_same_variables(out / "model.ckpt-3", out / "1" / "model.ckpt-3")
+  assert_only_rank0_saves(out)
+  assert_ranks_identical(record, out / "model.ckpt-3")
   # Rank 0 only evaluates.
   assert (out / "eval_results.txt").exists()
   assert not (out / "1" / "eval_results.txt").exists()
@@ -147,32 +256,230 @@ def test_pretraining_two_ranks(albert_tree, data, tmp_path):
   assert_perf(out / "1", "run_pretraining", 1, 2, 3, 4)
 
 
-# Runs a script with Horovod's BroadcastGlobalVariablesHook replaced by a
-# hook that does nothing: each rank keeps its own random initialisation.
-WITHOUT_BROADCAST = """
-import runpy, sys
-import tensorflow as tf
-import horovod.tensorflow as hvd
+def test_pretraining_eval_only_after_training(albert_tree, data,
+                                              pretraining_out, tmp_path):
+  """--nodo_train --do_eval with the training run's steps ends."""
+  out = tmp_path / "out"
+  shutil.copytree(pretraining_out[0], out)
+  for path in [out / "eval_results.txt", *out.glob("model.ckpt-best.*")]:
+    path.unlink()
+  shutil.rmtree(out / "eval")
+  horovodrun([sys.executable] + pretraining_args(albert_tree, data, out)
+             + ["--nodo_train", "--do_eval", "--max_eval_steps", 2],
+             timeout=300)
+  results = (out / "eval_results.txt").read_text()
+  assert "global_step = 3\n" in results
+  assert not (out / "1" / "eval_results.txt").exists()
 
-class NoBroadcast(tf.compat.v1.train.SessionRunHook):
+
+# Runs a script with Horovod's BroadcastGlobalVariablesHook replaced by a
+# hook that only records the rank's variables at the end: each rank keeps
+# its own random initialisation.  Usage as RECORDING.
+WITHOUT_BROADCAST = _RECORD_AT_END + """
+class OnlyRecord(tf.compat.v1.train.SessionRunHook):
   def __init__(self, *args, **kwargs):
     pass
+  end = end
 
-hvd.BroadcastGlobalVariablesHook = NoBroadcast
-sys.argv = sys.argv[1:]
-sys.path.insert(0, str(__import__("pathlib").Path(sys.argv[0]).parent))
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
+hvd.BroadcastGlobalVariablesHook = OnlyRecord
+""" + _RUN_SCRIPT
 
 
 def test_control_without_broadcast_ranks_differ(albert_tree, data, tmp_path):
-  out = tmp_path / "out"
-  horovodrun([sys.executable, "-c", WITHOUT_BROADCAST]
+  out, record = tmp_path / "out", tmp_path / "record"
+  horovodrun([sys.executable, "-c", WITHOUT_BROADCAST, record]
              + pretraining_args(albert_tree, data, out))
-  a, b = variables(out / "model.ckpt-3"), variables(out / "1" /
-                                                    "model.ckpt-3")
+  a, b = recorded_variables(record, 0), recorded_variables(record, 1)
   assert sorted(a) == sorted(b)
   assert [name for name in a if a[name] != b[name]]
+
+
+def test_pretraining_resumes_after_a_kill_between_saves(albert_tree, data,
+                                                        tmp_path):
+  """A run killed while saving resumes from rank 0's last whole checkpoint.
+
+  The first run trains 4 steps a rank and saves every 2.  Then the files
+  are made as a kill during the final save leaves them: step 4 half
+  written and not in the state file, which still names step 2.  Beside
+  them, the per-rank layout of earlier versions: a rank 1 directory one
+  save ahead, at step 4.  The rerun trains to step 6, both ranks from step
+  2, and ends with identical variables; a rerun of the finished run has
+  nothing left to train on any rank.
+  """
+  out, record = tmp_path / "out", tmp_path / "record"
+  args = with_flags(pretraining_args(albert_tree, data, out),
+                    num_train_steps=8, save_checkpoints_steps=2)
+  horovodrun([sys.executable] + args)
+  assert sorted(p.name for p in out.glob("model.ckpt-*.index")) == [
+      "model.ckpt-0.index", "model.ckpt-2.index", "model.ckpt-4.index"]
+  assert_only_rank0_saves(out)
+
+  (out / "1").mkdir(exist_ok=True)
+  for path in out.glob("model.ckpt-4.*"):
+    shutil.copy(path, out / "1" / path.name)
+  (out / "1" / "checkpoint").write_text(
+      'model_checkpoint_path: "model.ckpt-4"\n')
+  (out / "model.ckpt-4.index").unlink()
+  data_file = out / "model.ckpt-4.data-00000-of-00001"
+  data_file.write_bytes(data_file.read_bytes()[:100])
+  (out / "checkpoint").write_text(
+      'model_checkpoint_path: "model.ckpt-2"\n'
+      'all_model_checkpoint_paths: "model.ckpt-0"\n'
+      'all_model_checkpoint_paths: "model.ckpt-2"\n')
+
+  log = horovodrun(recording(record) + with_flags(args, num_train_steps=12),
+                   timeout=300)
+  assert "[0]<stderr>:INFO:tensorflow:Restoring parameters from %s" % (
+      out / "model.ckpt-2") in log
+  assert "Skipping training" not in log
+  # Both ranks trained steps 3 to 6.
+  for rank_dir in (out, out / "1"):
+    assert perf_records(rank_dir)[-1]["steps"] == 4
+  assert_ranks_identical(record, out / "model.ckpt-6")
+
+  log = horovodrun([sys.executable] + with_flags(args, num_train_steps=12),
+                   timeout=300)
+  for rank in (0, 1):
+    assert ("[%d]<stderr>:INFO:tensorflow:Skipping training since max_steps "
+            "has already saved" % rank) in log
+
+
+def write_pretraining_records(path, ids, seq_length=16, predictions=3):
+  """One record per id: input_ids start with the id, then 5, 6, 5, 7, ...
+
+  Tokens repeat within a record, so an embedding gradient has duplicate
+  rows.  Every position is real and every prediction weighs 1, so each
+  example weighs the same in the masked-LM loss.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  def ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  body = [5, 6, 5, 7, 4, 3, 8, 5, 9, 4, 3, 6, 5, 7, 8, 9]
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for i in ids:
+      features = {
+          "input_ids": ints([i] + body[:seq_length - 1]),
+          "input_mask": ints([1] * seq_length),
+          "segment_ids": ints([0] * (seq_length // 2) +
+                              [1] * (seq_length - seq_length // 2)),
+          "masked_lm_positions": ints([1, 4, 8][:predictions]),
+          "masked_lm_ids": ints([10, 11, 10][:predictions]),
+          "masked_lm_weights": tf.train.Feature(
+              float_list=tf.train.FloatList(value=[1.0] * predictions)),
+          "next_sentence_labels": ints([1]),
+      }
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=features)).SerializeToString())
+
+
+# Runs run_pretraining.py's main() with its training input_fn_builder
+# wrapped: when main asks for the training input, this rank prints the ids
+# (first input_id) of the records that input yields in 400 draws, and stops.
+# Shuffling is seeded, so the draws are the same on every run.
+READ_TRAINING_INPUT = """
+import json, sys
+from absl import app
+import tensorflow as tf
+import run_pretraining
+from albert.horovod_helpers import hvd_rank
+
+build_input_fn = run_pretraining.input_fn_builder
+
+def read_and_stop(**kwargs):
+  tf.random.set_seed(1)
+  input_fn = build_input_fn(**kwargs)
+  ids = [int(features["input_ids"][0][0])
+         for features in input_fn({"batch_size": 1}).take(400)]
+  print("RESULT " + json.dumps({"rank": hvd_rank(), "ids": sorted(set(ids))}))
+  sys.exit(0)
+
+run_pretraining.input_fn_builder = read_and_stop
+app.run(run_pretraining.main, argv=["run_pretraining"] + sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("num_files,workers", [(1, 2), (2, 3)])
+def test_fewer_files_than_workers_shard_records(albert_tree, data, tmp_path,
+                                                num_files, workers):
+  """Ranks read disjoint records that together are every file's records."""
+  ids = list(range(100, 131))  # 31 records
+  files = []
+  for i in range(num_files):
+    files.append(tmp_path / ("part%d.tfrecord" % i))
+    write_pretraining_records(files[-1], ids[i::num_files])
+  env = dict(_env(), PYTHONPATH=str(albert_tree))
+  log = horovodrun([sys.executable, "-c", READ_TRAINING_INPUT,
+                    "--use_horovod", "--do_train",
+                    "--input_file", ",".join(map(str, files)),
+                    "--output_dir", tmp_path / "out",
+                    "--albert_config_file", data / "config.json",
+                    "--max_seq_length", 16, "--max_predictions_per_seq", 3,
+                    "--train_batch_size", 1], np=workers, env=env,
+                   timeout=300)
+  results = [json.loads(line.split("RESULT ", 1)[1])
+             for line in log.splitlines() if "RESULT " in line]
+  seen = {r["rank"]: set(r["ids"]) for r in results}
+  assert sorted(seen) == list(range(workers))
+  for rank in range(workers):
+    for other in range(rank):
+      assert not seen[rank] & seen[other], (rank, other)
+  assert set().union(*seen.values()) == set(ids)
+  # Sharded by record: the ranks' shares differ by at most one record.
+  sizes = sorted(len(s) for s in seen.values())
+  assert sizes[-1] - sizes[0] <= 1, sizes
+
+
+def test_two_ranks_of_batch_b_train_as_one_process_of_batch_2b(
+    albert_tree, data, tmp_path):
+  """2 ranks x batch 4 end with the variables of 1 process x batch 8.
+
+  Every record is the same, so any batch holds the same examples in both
+  runs whatever the order; the tiny config has no dropout; both start from
+  one checkpoint.  Under Horovod the scripts multiply the learning rate by
+  the number of workers and divide the steps by it, so the one-process run
+  gets twice the rate and half the steps: the same schedule.  The model
+  and its optimizer slots must agree to rounding.  Clipping by the norm
+  TensorFlow takes of the embedding's IndexedSlices instead of the true
+  norm made optimizer slots differ by over 50 times the tolerance; with the
+  true norm nothing differs by more than a twentieth of it.
+  """
+  records = tmp_path / "same.tfrecord"
+  write_pretraining_records(records, [2] * 64)
+  common = ["--input_file", records, "--albert_config_file",
+            data / "config.json", "--max_seq_length", 16,
+            "--max_predictions_per_seq", 3, "--do_train",
+            "--save_checkpoints_steps", 1000]
+  script = albert_tree / "run_pretraining.py"
+  run_script(albert_tree, "run_pretraining.py", *common,
+             "--output_dir", tmp_path / "init", "--train_batch_size", 8,
+             "--num_train_steps", 1, "--num_warmup_steps", 0,
+             "--learning_rate", 0.01, env=_env())
+  init = ["--init_checkpoint", tmp_path / "init" / "model.ckpt-1"]
+  run_script(albert_tree, "run_pretraining.py", *common, *init,
+             "--output_dir", tmp_path / "one", "--train_batch_size", 8,
+             "--num_train_steps", 4, "--num_warmup_steps", 1,
+             "--learning_rate", 0.002, env=_env())
+  horovodrun([sys.executable, script, "--use_horovod", *common, *init,
+              "--output_dir", tmp_path / "two", "--train_batch_size", 4,
+              "--num_train_steps", 8, "--num_warmup_steps", 2,
+              "--learning_rate", 0.001])
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  one = tf.train.load_checkpoint(str(tmp_path / "one" / "model.ckpt-4"))
+  two = tf.train.load_checkpoint(str(tmp_path / "two" / "model.ckpt-4"))
+  names = sorted(one.get_variable_to_shape_map())
+  assert names == sorted(two.get_variable_to_shape_map())
+  assert one.get_tensor("global_step") == two.get_tensor("global_step") == 4
+  off = {}
+  for name in names:
+    a, b = one.get_tensor(name), two.get_tensor(name)
+    if a.dtype.kind == "f":
+      # Within 1e-4 of the variable's largest value, or 1e-9 for a
+      # variable that stays near zero (an attention key bias gets no
+      # gradient but rounding).
+      tolerance = 1e-4 * np.max(np.abs(a)) + 1e-9
+      if np.max(np.abs(a - b)) > tolerance:
+        off[name] = float(np.max(np.abs(a - b)) / tolerance)
+  assert not off, off
 
 
 def squad_args(tree, data, out, *extra):
@@ -189,23 +496,24 @@ def squad_args(tree, data, out, *extra):
 
 @pytest.fixture(scope="module")
 def squad_out(albert_tree, data, tmp_path_factory):
-  out = tmp_path_factory.mktemp("squad") / "out"
-  log = horovodrun([sys.executable] + squad_args(
+  tmp = tmp_path_factory.mktemp("squad")
+  out, record = tmp / "out", tmp / "record"
+  log = horovodrun(recording(record) + squad_args(
       albert_tree, data, out, "--use_horovod", "--do_train",
       "--train_file", data / "train.json",
       "--train_feature_file", out / "train.tf_record",
       "--train_batch_size", 2, "--num_train_epochs", 1,
       "--learning_rate", LEARNING_RATE, "--save_checkpoints_steps", 100))
-  return out, log
+  return out, log, record
 
 
 def test_squad_two_ranks(squad_out):
-  out, log = squad_out
+  out, log, record = squad_out
   # 21 examples / (2 per worker * 2 workers) = 5 steps.
-  for rank_dir in (out, out / "1"):
-    assert (rank_dir / "model.ckpt-5.index").exists()
-    assert_learning_rate(rank_dir, 2)
-  assert_same_variables(out / "model.ckpt-5", out / "1" / "model.ckpt-5")
+  assert (out / "model.ckpt-5.index").exists()
+  assert_learning_rate(out, 2)
+  assert_only_rank0_saves(out)
+  assert_ranks_identical(record, out / "model.ckpt-5")
   # Each rank wrote its own slice, 11 and 10 examples, to its own file.
   assert not (out / "train.tf_record").exists()
   assert count_records(out / "train.tf_record_0") > 0
@@ -246,16 +554,24 @@ def classifier_args(tree, data, out, *extra):
           *extra]
 
 
-def test_classifier_two_ranks(albert_tree, data, tmp_path):
-  out = tmp_path / "out"
-  horovodrun([sys.executable] + classifier_args(
+@pytest.fixture(scope="module")
+def classifier_out(albert_tree, data, tmp_path_factory):
+  """A two-rank MRPC run with evaluation: (output_dir, recorded variables)."""
+  tmp = tmp_path_factory.mktemp("classifier")
+  out, record = tmp / "out", tmp / "record"
+  horovodrun(recording(record) + classifier_args(
       albert_tree, data, out, "--use_horovod", "--do_eval", "--do_predict",
       "--eval_batch_size", 4, "--predict_batch_size", 4))
+  return out, record
+
+
+def test_classifier_two_ranks(classifier_out):
+  out, record = classifier_out
   # 8 steps over 2 workers: 4 each.
-  for rank_dir in (out, out / "1"):
-    assert (rank_dir / "model.ckpt-4.index").exists()
-    assert_learning_rate(rank_dir, 2)
-  assert_same_variables(out / "model.ckpt-4", out / "1" / "model.ckpt-4")
+  assert (out / "model.ckpt-4.index").exists()
+  assert_learning_rate(out, 2)
+  assert_only_rank0_saves(out)
+  assert_ranks_identical(record, out / "model.ckpt-4")
   # 64 training examples, 32 in each rank's own file.
   assert count_records(out / "mrpc_train.tf_record_0") == 32
   assert count_records(out / "mrpc_train.tf_record_1") == 32
@@ -265,6 +581,25 @@ def test_classifier_two_ranks(albert_tree, data, tmp_path):
     assert not (out / "1" / name).exists()
   assert_perf(out, "run_classifier", 0, 2, 4, 4)
   assert_perf(out / "1", "run_classifier", 1, 2, 4, 4)
+
+
+def test_classifier_eval_only_after_training(albert_tree, data,
+                                             classifier_out, tmp_path):
+  """--nodo_train --do_eval with the training run's --train_step ends."""
+  out = tmp_path / "out"
+  shutil.copytree(classifier_out[0], out)
+  for name in ("eval_results.txt", "best_trial.txt", "test_results.tsv"):
+    (out / name).unlink()
+  for path in out.glob("model.ckpt-best.*"):
+    path.unlink()
+  shutil.rmtree(out / "eval")
+  args = classifier_args(albert_tree, data, out, "--use_horovod",
+                         "--nodo_train", "--do_eval", "--eval_batch_size", 4)
+  horovodrun([sys.executable] + args, timeout=300)
+  # Rank 0 evaluated the checkpoint of training's last step.
+  assert (out / "best_trial.txt").read_text().startswith("4:")
+  assert "global_step = 4\n" in (out / "eval_results.txt").read_text()
+  assert not (out / "1" / "eval_results.txt").exists()
 
 
 # Runs a script in a process where `import horovod` fails, as where Horovod
