@@ -218,6 +218,9 @@ def test_patch_files_are_plain_and_stable_under_any_git_config(project, tmp_path
   commit_files(project.tree, "Rename the log helper", {
       "modeling.py": (project.tree / "modeling.py").read_text().replace("log_sizes", "log_dims"),
       "run.py": (project.tree / "run.py").read_text().replace("log_sizes", "log_dims")})
+  # the same settings in the tree's own config, which the environment cannot keep out
+  with open(project.tree / ".git" / "config", "a", encoding="utf-8") as config:
+    config.write(hostile.read_text())
   proc = project.run("regenerate", env={"GIT_CONFIG_GLOBAL": hostile})
   assert proc.returncode == 0, proc.stderr
   name = "0003-rename-the-log-helper.patch"

@@ -1,6 +1,7 @@
 """Helpers for the tests of tools/apply_patches.py: a tiny upstream, a project around a copy of tools/.
 
-Everything is real: git, tf_upgrade_v2 and the tool, run as a subprocess. One cache directory
+Everything is real: git (driven through the tool's own git layer, GitPython), tf_upgrade_v2
+and the tool, run as a subprocess. One cache directory
 (ALBERT_PATCHES_CACHE) is shared by the whole session, so tf_upgrade_v2 runs once per upstream
 commit; the tiny upstream has fixed dates and identities, so its commits are the same every time.
 """
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from albert_patches import git as gitlayer
 
 MAIN = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -100,20 +102,26 @@ def tool_env(cache, **extra):
   return env
 
 
-def git(repo, *args, check=True, date=DATE, env=None):
-  """Runs git in `repo` as a test developer (fixed identity and dates); returns stdout."""
-  full = dict(env or os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
-              GIT_AUTHOR_NAME="Test Dev", GIT_AUTHOR_EMAIL="dev@example.invalid",
-              GIT_COMMITTER_NAME="Test Dev", GIT_COMMITTER_EMAIL="dev@example.invalid",
-              GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date, GIT_EDITOR="true",
-              GIT_SEQUENCE_EDITOR="true", LC_ALL="C")
-  for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-    full.pop(key, None)
-  proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
-                         *args], cwd=repo, env=full, capture_output=True, text=True)
-  if check and proc.returncode != 0:
-    raise AssertionError(f"git {' '.join(args)} in {repo} failed:\n{proc.stdout}{proc.stderr}")
-  return proc.stdout if check else proc
+# git run by the tests sees only the repository it is given, whatever the shell exported.
+for _key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+  os.environ.pop(_key, None)
+
+DEVELOPER = ("Test Dev", "dev@example.invalid")
+
+
+def git(repo, *args, date=DATE):
+  """Runs git in `repo` as a test developer (fixed identity and dates); returns stdout.
+
+  The tool's git layer, with the developer's identity and main as the first branch; editors
+  are `true`, so a rebase -i or commit --amend takes the todo list or message as it is.
+  """
+  try:
+    return gitlayer.run(args, cwd=repo, date=date, identity=DEVELOPER,
+                        config=["-c", "init.defaultBranch=main"],
+                        env={"GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true"})
+  except gitlayer.GitError as e:
+    raise AssertionError(f"git {' '.join(map(str, args))} in {repo} failed:\n{e.stdout}{e.stderr}"
+                         ) from None
 
 
 def commit_files(repo, message, files, date=DATE):

@@ -52,7 +52,10 @@ def ensure_commit(commit, source):
   fetch_refs(source)
   if not git.has_commit(repo, commit):
     # Not on any branch or tag: servers such as GitHub still serve a commit asked for by hash.
-    git.run(["fetch", "-q", "--no-tags", source, commit], cwd=repo, check=False)
+    try:
+      git.run(["fetch", "-q", "--no-tags", source, commit], cwd=repo)
+    except git.GitError:
+      pass  # the check below names the commit and the source
   if not git.has_commit(repo, commit):
     raise ToolError(f"commit {commit} is not in {source}; check the hash, or point "
                     "--upstream at a source that has it")
@@ -66,11 +69,11 @@ def fetch_refs(source):
     raise ToolError(f"upstream source {source} does not exist; pass a git URL, a clone "
                     "or a bundle with --upstream (or ALBERT_UPSTREAM)")
   key = hashlib.sha256(source.encode()).hexdigest()[:12]
-  fetched = git.run(["fetch", "-q", "--no-tags", source,
-                     f"+refs/heads/*:refs/sources/{key}/heads/*",
-                     f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=mirror(), check=False)
-  if fetched.returncode != 0:
-    reason = (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
+  try:
+    git.run(["fetch", "-q", "--no-tags", source, f"+refs/heads/*:refs/sources/{key}/heads/*",
+             f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=mirror())
+  except git.GitError as e:
+    reason = (e.stderr.strip().splitlines() or ["no answer"])[-1]
     raise ToolError(f"cannot fetch upstream from {source} ({reason}); point --upstream "
                     "(or ALBERT_UPSTREAM) at a reachable URL, a local clone or a bundle")
 

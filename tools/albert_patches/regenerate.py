@@ -13,8 +13,6 @@ from .errors import ToolError
 from .series import PatchFile
 from .tree import require_built, require_no_update, uncommitted
 
-DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-                "--diff-algorithm=myers", "-U3", "--src-prefix=a/", "--dst-prefix=b/"]
 _INDEX_LINE = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+( \d+)?\n", re.MULTILINE)
 
 
@@ -50,8 +48,7 @@ def save_record(project, tree, record, plan):
 
 
 def _require_linear_history(tree, record):
-  if git.run(["merge-base", "--is-ancestor", record.overlay, "HEAD"], cwd=tree,
-             check=False).returncode != 0:
+  if not git.succeeds(["merge-base", "--is-ancestor", record.overlay, "HEAD"], cwd=tree):
     raise ToolError(f"{tree}: the overlay commit {record.overlay[:7]} is no longer in the "
                     "history; only commits after it become patches (rebuild with apply --force)")
   merges = git.run(["rev-list", "--min-parents=2", f"{record.overlay}..HEAD"], cwd=tree).split()
@@ -73,13 +70,14 @@ def _commit_uncommitted(project, tree, record, args):
     raise ToolError(f"--into {args.into}: no patch of the tree has that file name or subject")
   git.run(["add", "-A"], cwd=tree)
   git.run(["commit", "-q", f"--fixup={target}"], cwd=tree)
-  rebased = git.run(["-c", "sequence.editor=true", "rebase", "-q", "-i", "--autosquash",
-                     record.overlay], cwd=tree, check=False)
-  if rebased.returncode != 0:
-    git.run(["rebase", "--abort"], cwd=tree, check=False)
+  try:
+    git.run(["-c", "sequence.editor=true", "rebase", "-q", "-i", "--autosquash", record.overlay],
+            cwd=tree)
+  except git.GitError:
+    git.succeeds(["rebase", "--abort"], cwd=tree)  # may have nothing to abort
     git.run(["reset", "-q", "--soft", "HEAD~1"], cwd=tree)
     raise ToolError(f"--into {args.into}: the changes conflict with a later patch; commit them "
-                    "as their own patch (--new NAME) instead")
+                    "as their own patch (--new NAME) instead") from None
 
 
 def _subjects(tree, record):
@@ -113,7 +111,7 @@ def plan_files(project, tree, record):
     paths = [path for path in changed if path in upstream_paths]
     if not paths:
       continue  # a commit of overlay files only: they are written to overlay/ below
-    diff = git.run(["diff-tree", "-p", *DIFF_OPTIONS, f"{sha}^", sha, "--", *paths], cwd=tree)
+    diff = git.run(["diff-tree", "-p", *git.DIFF_OPTIONS, f"{sha}^", sha, "--", *paths], cwd=tree)
     diff = _INDEX_LINE.sub("", diff)
     old = existing.pop(subject, None)
     # A patch file's header is edited in patches/ and kept; a new patch takes its commit's body.
@@ -134,7 +132,7 @@ def plan_files(project, tree, record):
   head_files = git.run(["ls-tree", "-r", "--name-only", "HEAD"], cwd=tree).splitlines()
   for path in head_files:
     if path not in upstream_paths:
-      files[f"overlay/{path}"] = git.run_bytes(["show", f"HEAD:{path}"], cwd=tree)
+      files[f"overlay/{path}"] = git.blob(tree, f"HEAD:{path}")
   return {"files": files, "order": order, "commits": commits}
 
 

@@ -80,8 +80,7 @@ def work_not_in_patches(tree, record):
   """What `apply` would lose: uncommitted files, commits since the last series commit, and
   every other branch, tag, stash or ref."""
   found = [f"uncommitted {line[3:]}" for line in uncommitted(tree)]
-  on_top = git.run(["merge-base", "--is-ancestor", record.head, "HEAD"], cwd=tree, check=False)
-  if on_top.returncode != 0:
+  if not git.succeeds(["merge-base", "--is-ancestor", record.head, "HEAD"], cwd=tree):
     found.append(f"history rewritten after {record.head[:7]} (HEAD is "
                  f"{git.run(['rev-parse', '--short', 'HEAD'], cwd=tree).strip()})")
   else:

@@ -75,13 +75,13 @@ def _resolve(rev, source):
   if len(rev) == 40:
     return rev
   repo = fetch.mirror()
-  found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
-  if found.returncode != 0:
+  found = git.rev_or_none(repo, f"{rev}^{{commit}}")
+  if found is None:
     fetch.fetch_refs(source)
-    found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
-  if found.returncode != 0:
+    found = git.rev_or_none(repo, f"{rev}^{{commit}}")
+  if found is None:
     raise ToolError(f"commit {rev} is not in {source} (or is ambiguous); give the full hash")
-  return found.stdout.strip()
+  return found
 
 
 def _replay(project, tree, state, state_path, progress):
@@ -94,9 +94,9 @@ def _replay(project, tree, state, state_path, progress):
     state["done"].append(state.pop("current"))
   while state["pending"]:
     name, sha = state["pending"].pop(0)
-    picked = git.run(["cherry-pick", "--allow-empty", sha], cwd=tree, check=False,
-                     date=state["date"])
-    if picked.returncode != 0:
+    try:
+      git.run(["cherry-pick", "--allow-empty", sha], cwd=tree, date=state["date"])
+    except git.GitError:
       state["current"] = [name, sha]
       _save(state_path, state)
       raise ToolError(f"patch {name} conflicts with upstream {state['to'][:12]}: "
@@ -139,7 +139,8 @@ def _finish(project, tree, state, state_path, progress):
 
 
 def _abort(tree, state, state_path, progress):
-  git.run(["cherry-pick", "--abort"], cwd=tree, check=False)
+  if (tree / ".git" / "CHERRY_PICK_HEAD").exists():
+    git.run(["cherry-pick", "--abort"], cwd=tree)
   git.run(["reset", "-q", "--hard"], cwd=tree)
   git.run(["checkout", "-q", "-f", "-B", "patched", state["from_head"]], cwd=tree)
   git.run(["clean", "-q", "-fd"], cwd=tree)
