@@ -1,10 +1,19 @@
 """`apply`: build the patched tree at --out, or say it is up to date."""
 from pathlib import Path
 
-from . import build, fetch, locks, staging
+from . import build, fetch, locks, options, staging
 from .errors import ToolError
 from .lock import Lock
 from .tree import Record, require_no_update, work_not_in_patches
+
+HELP = "build the patched tree (the default command)"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
+  options.add_upstream(parser)
+  parser.add_argument("--force", action="store_true",
+                      help="replace a tree even if it has work not in patches/ (it is lost)")
 
 
 def run(project, args, progress):

@@ -3,11 +3,17 @@ import io
 import tempfile
 from pathlib import Path
 
-from . import build, fetch
+from . import build, fetch, options
 from .errors import ToolError
 from .lint import lint_patch
 from .lock import Lock
 from .progress import Progress
+
+HELP = "build in a temporary place, report per patch and lint the series"
+
+
+def add_arguments(parser, root):  # pylint: disable=unused-argument  (check writes no tree)
+  options.add_upstream(parser)
 
 
 def run(project, args, progress):

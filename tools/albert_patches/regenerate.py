@@ -8,12 +8,24 @@ import os
 import re
 from pathlib import Path
 
-from . import build, git
+from . import build, git, options
 from .errors import ToolError
 from .series import PatchFile
 from .tree import require_built, require_no_update, uncommitted
 
 _INDEX_LINE = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+( \d+)?\n", re.MULTILINE)
+
+HELP = "write the tree's commits back to patches/ and overlay/"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
+  where = parser.add_mutually_exclusive_group()
+  where.add_argument("--into", metavar="PATCH",
+                     help="fold the tree's uncommitted changes into this patch "
+                          "(file name or subject)")
+  where.add_argument("--new", metavar="SUBJECT",
+                     help="make the tree's uncommitted changes a new patch with this subject")
 
 
 def run(project, args, progress):

@@ -1,9 +1,15 @@
 """`status`: the series as a table, and whether the tree matches it."""
 from pathlib import Path
 
-from . import build
+from . import build, options
 from .patching import hunks_by_file
 from .tree import UPDATE_ADVICE, Record, unfinished_update, work_not_in_patches
+
+HELP = "show the series and whether the tree matches it"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
 
 
 def run(project, args, progress):

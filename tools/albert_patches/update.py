@@ -9,12 +9,24 @@ import json
 import re
 from pathlib import Path
 
-from . import build, convert, fetch, git, locks, overlay
+from . import build, convert, fetch, git, locks, options, overlay
 from .errors import ToolError
 from .lock import Lock
 from .regenerate import plan_files, save_record, write_plan
 from .tree import (UPDATE_STATE, Record, require_built, require_no_update,
                    work_not_in_patches)
+
+HELP = "move the series to another upstream commit (3-way replay)"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
+  options.add_upstream(parser)
+  parser.add_argument("--to", metavar="COMMIT", help="the upstream commit to move the pin to")
+  parser.add_argument("--continue", dest="continue_", action="store_true",
+                      help="go on after resolving a conflict")
+  parser.add_argument("--abort", action="store_true",
+                      help="undo an unfinished update: the tree goes back, nothing is written")
 
 
 def run(project, args, progress):
