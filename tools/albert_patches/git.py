@@ -10,6 +10,7 @@ command raises GitError, which carries git's exit status and output. GitPython i
 first use: a command that never runs git does not pay for it.
 """
 import os
+import sys
 import tempfile
 
 from .errors import ToolError
@@ -78,8 +79,18 @@ def succeeds(args, cwd=None):
   return True
 
 
+def _git():
+  """GitPython's Git class, imported on first use (the import takes a tenth of a second)."""
+  try:
+    from git.cmd import Git  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise ToolError(f"GitPython is missing: {sys.executable} cannot import git; run "
+                    "`make setup` (or `pip install -r requirements.txt` in this Python)") from None
+  return Git
+
+
 def _execute(args, cwd, date, input, identity, config, env):
-  from git.cmd import Git  # pylint: disable=import-outside-toplevel  (a tenth of a second)
+  Git = _git()  # pylint: disable=invalid-name
   full_env = dict(ISOLATION, GIT_AUTHOR_NAME=identity[0], GIT_AUTHOR_EMAIL=identity[1],
                   GIT_COMMITTER_NAME=identity[0], GIT_COMMITTER_EMAIL=identity[1], **(env or {}))
   if date:
