@@ -245,3 +245,30 @@ def test_patch_files_are_plain_and_stable_under_any_git_config(project, tmp_path
       (project.patches / "series").read_text().replace(name + "\n", ""))
   project.ok("regenerate")
   assert (project.patches / name).read_bytes() == data
+
+
+def test_a_reworded_subject_keeps_the_patch_file(project):
+  message = project.git("log", "-1", "--format=%B")
+  assert f"\nPatch-Name: {BATCH_PATCH}\n" in message  # the trailer apply writes
+  body = message.partition("\n")[2].strip("\n")
+  git(project.tree, "commit", "-q", "--amend", "-m", "Use a batch size of 32 by default",
+      "-m", body)
+  files = project.files()
+  project.ok("regenerate")
+  assert project.series() == [LR_PATCH, BATCH_PATCH]
+  assert changed_files(files, project.files()) == [f"patches/{BATCH_PATCH}"]
+  text = (project.patches / BATCH_PATCH).read_text()
+  assert text.startswith("Subject: Use a batch size of 32 by default\n"
+                         "Description: HPUs have memory to spare.\n---\n"), text
+  assert "Patch-Name" not in text
+  assert_apply_is_a_no_op(project)
+
+
+def test_a_commit_without_the_trailer_is_matched_by_subject(project):
+  # a commit message written by hand, as before the trailer existed
+  git(project.tree, "commit", "-q", "--amend", "-m", BATCH_SUBJECT, "-m",
+      "HPUs have memory to spare.")
+  files = project.files()
+  project.ok("regenerate")
+  assert project.series() == [LR_PATCH, BATCH_PATCH]
+  assert project.files() == files

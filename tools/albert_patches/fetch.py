@@ -79,7 +79,9 @@ def fetch_refs(source):
 
 
 def checkout(commit, expected_tree, dest):
-  """Makes `dest` a repository at `commit` (from the mirror) and verifies commit and tree."""
+  """Makes `dest` a repository at `commit` (from the mirror) and verifies commit and tree.
+  `dest` may already be a repository (a built tree that `update` moves): its series branch is
+  then moved to `commit`."""
   git.run(["init", "-q", str(dest)])
   git.run(["fetch", "-q", "--no-tags", str(mirror()), f"refs/pinned/{commit}"], cwd=dest)
   git.run(["checkout", "-q", "-B", "patched", commit], cwd=dest)
@@ -92,8 +94,9 @@ def checkout(commit, expected_tree, dest):
                     "the source is not the upstream the lock was made from")
   exclude = Path(dest) / ".git" / "info" / "exclude"
   exclude.parent.mkdir(parents=True, exist_ok=True)
-  with open(exclude, "a", encoding="utf-8") as f:
-    f.write("__pycache__/\n*.pyc\n")
+  if "__pycache__/\n" not in (exclude.read_text(encoding="utf-8") if exclude.exists() else ""):
+    with open(exclude, "a", encoding="utf-8") as f:
+      f.write("__pycache__/\n*.pyc\n")
   return commit_date(dest, commit)
 
 
