@@ -2,7 +2,7 @@
 import re
 
 from . import git
-from .errors import ToolError
+from .errors import PatchDoesNotApply
 
 _FAILED_AT = re.compile(r"^error: patch failed: (.+):(\d+)$", re.MULTILINE)
 _NOT_APPLY = re.compile(r"^error: (.+?): (?:patch does not apply|does not exist in index|"
@@ -30,9 +30,9 @@ def apply_patch(tree, patch, date):
   try:
     report = git.apply(tree, patch.diff)
   except git.GitError as e:
-    raise ToolError(f"patch {patch.name} does not apply: {_where(e.stderr, patch.diff)}; "
-                    "refresh it against the converted upstream (see README, Updating a patch)"
-                    ) from None
+    raise PatchDoesNotApply(
+        patch.name, f"patch {patch.name} does not apply: {_where(e.stderr, patch.diff)}; "
+        "refresh it against the converted upstream (see README, Changing a patch)") from None
   offsets = []
   current = None
   for line in report.splitlines():
