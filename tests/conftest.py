@@ -12,6 +12,16 @@ sys.path.insert(0, str(PROJECT / "tools"))
 DEFAULT_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 
 
+# The fixtures that build something real: a test using one is slow (see `make test-fast`).
+SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream", "template", "project"}
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.slow)
+
+
 def upstream_source():
   """Where tests take upstream from: ALBERT_UPSTREAM, else the bundle beside the project."""
   source = os.environ.get("ALBERT_UPSTREAM") or str(DEFAULT_BUNDLE)
