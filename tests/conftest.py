@@ -9,7 +9,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 # tools/albert_data.py makes the small data sets that the demo and the tests train on.
 sys.path.insert(0, str(PROJECT / "tools"))
-DEFAULT_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
+
+from albert_patches.fetch import SHARED_BUNDLE  # noqa: E402  (the tool, for its constants)
 
 
 # The fixtures that build something real: a test using one is slow (see `make test-fast`).
@@ -24,7 +25,7 @@ def pytest_collection_modifyitems(items):
 
 def upstream_source():
   """Where tests take upstream from: ALBERT_UPSTREAM, else the bundle beside the project."""
-  source = os.environ.get("ALBERT_UPSTREAM") or str(DEFAULT_BUNDLE)
+  source = os.environ.get("ALBERT_UPSTREAM") or str(SHARED_BUNDLE)
   if "://" not in source and not Path(source).exists():
     pytest.skip(f"no upstream source at {source}; set ALBERT_UPSTREAM")
   return source

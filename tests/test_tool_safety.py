@@ -15,8 +15,9 @@ import pytest
 
 pytest.register_assert_rewrite("tool_project")
 
-from tool_project import (BATCH_PATCH, LR_PATCH, PYTHON, assert_refused,  # noqa: E402
-                          copy_project, describe, edit, error_line, read_dir, tool_env)
+from tool_project import (BATCH_PATCH, LR_PATCH, assert_refused,  # noqa: E402
+                          copy_project, describe, edit, error_line, read_dir, tool_command,
+                          tool_env)
 
 pytest_plugins = ["tool_project"]
 
@@ -49,7 +50,7 @@ class Running:
 
   def __init__(self, project, *args, cache):
     self.proc = subprocess.Popen(
-        [PYTHON, str(project.root / "tools" / "apply_patches.py"), *args], cwd=project.root,
+        [*tool_command(project.root), *args], cwd=project.root,
         env=tool_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     self.lines = []

@@ -1,4 +1,4 @@
-"""Helpers for the tests of tools/apply_patches.py: a tiny upstream, a project around a copy of tools/.
+"""Helpers for the tests of tools/apply_patches.py: a tiny upstream, and a project the tool runs on.
 
 Everything is real: git (driven through the tool's own git layer, GitPython), tf_upgrade_v2
 and the tool, run as a subprocess. One cache directory
@@ -6,7 +6,6 @@ and the tool, run as a subprocess. One cache directory
 commit; the tiny upstream has fixed dates and identities, so its commits are the same every time.
 """
 import dataclasses
-import importlib.metadata
 import os
 import re
 import shutil
@@ -15,7 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from albert_patches import convert
 from albert_patches import git as gitlayer
+from albert_patches.lock import Lock
 
 MAIN = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -170,40 +171,22 @@ def make_upstream(path):
   return Upstream(path, base, first, elsewhere, conflict)
 
 
-# --- the project around a copy of tools/ -------------------------------------------------------
-
-LOCK_TEMPLATE = """\
-# The upstream ALBERT that patches/series applies to.
-# Written by `tools/apply_patches.py update --to COMMIT`; edit by hand only with care.
-
-[upstream]
-# Default source; --upstream or ALBERT_UPSTREAM override it (a URL, a clone or a bundle).
-url = "{url}"
-# The pinned commit, and its tree: git checks both hashes against the fetched objects.
-commit = "{commit}"
-tree = "{tree}"
-
-[converter]
-# tf_upgrade_v2 from this TensorFlow release made the conversion the series is based on;
-# converted_tree is its output, so a different converter's output is detected.
-tensorflow = "{tensorflow}"
-converted_tree = "{converted_tree}"
-"""
-
+# --- the project ------------------------------------------------------------------------------
 
 def tensorflow_version():
   """The installed TensorFlow release, as the tool reads it (the lock names it)."""
-  for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-intel"):
-    try:
-      return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-      continue
-  pytest.skip("TensorFlow is not installed in this Python: tf_upgrade_v2 is needed")
+  version = convert.installed_tensorflow()
+  if version is None:
+    pytest.skip("TensorFlow is not installed in this Python: tf_upgrade_v2 is needed")
+  return version
 
 
-def copy_tools(root):
-  shutil.copytree(MAIN / "tools", Path(root) / "tools",
-                  ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def tool_command(root, python=PYTHON):
+  """The command that runs this checkout's tool on the project at `root`: main(argv, root=...)
+  in a fresh Python, as a user's run is, without a copy of tools/ in the project."""
+  launch = ("import sys; sys.path.insert(0, sys.argv[1]); from albert_patches.cli import main; "
+            "sys.exit(main(sys.argv[3:], root=sys.argv[2]))")
+  return [str(python), "-c", launch, str(MAIN / "tools"), str(root)]
 
 
 class ToolProject:
@@ -226,9 +209,9 @@ class ToolProject:
     return self.root / "patches"
 
   def run(self, *args, python=PYTHON, env=None, cache=None, timeout=300):
-    """Runs `python tools/apply_patches.py ARGS` in the project; returns the CompletedProcess."""
+    """Runs the tool with ARGS on the project, in it; returns the CompletedProcess."""
     full_env = tool_env(cache or self.cache, **(env or {}))
-    return subprocess.run([str(python), str(self.root / "tools" / "apply_patches.py"), *args],
+    return subprocess.run([*tool_command(self.root, python), *args],
                           cwd=self.root, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -256,10 +239,10 @@ class ToolProject:
   def write_lock(self, **values):
     data = self.read_lock()
     fields = {**data["upstream"], **data["converter"], **values}
-    self.lock.write_text(LOCK_TEMPLATE.format(**fields), encoding="utf-8")
+    Lock(**fields).write(self.lock)
 
   def files(self):
-    """{relative path: bytes} of the project's inputs (tools/ included, build/ not)."""
+    """{relative path: bytes} of the project's inputs (build/ not)."""
     return read_dir(self.root, skip=("build",))
 
   def mtimes(self):
@@ -281,7 +264,7 @@ class ToolProject:
     """All a refused command must leave as it was: the tree (bytes and modes of its files, HEAD,
     index, refs, stash, the tool's record) and the project's patches/, overlay/ and lock."""
     tree = Path(tree or self.tree)
-    inputs = read_dir(self.root, skip=("build", "tools"), modes=True)
+    inputs = read_dir(self.root, skip=("build",), modes=True)
     # what lies beside the tree: a refused run leaves no staging directory or lock file there
     beside = sorted(p.name for p in tree.parent.iterdir()) if tree.parent.is_dir() else None
     if not tree.exists():
@@ -341,14 +324,12 @@ def assert_refused(project, *args, expect=(), tree=None, **kwargs):
 def make_project(root, upstream, cache):
   """A project with an empty series, pinned to upstream.base, its converted_tree not known yet."""
   root = Path(root)
-  copy_tools(root)
-  (root / "overlay").mkdir()
+  (root / "overlay").mkdir(parents=True)
   (root / "overlay" / OVERLAY_FILE).write_text(OVERLAY_TEXT)
   (root / "patches").mkdir()
   (root / "patches" / "series").write_text("# The patch series, in the order it applies.\n")
-  (root / "upstream.lock").write_text(LOCK_TEMPLATE.format(
-      url=upstream.path, commit=upstream.base, tree=upstream.tree_of(upstream.base),
-      tensorflow=tensorflow_version(), converted_tree="0" * 40))
+  Lock(url=str(upstream.path), commit=upstream.base, tree=upstream.tree_of(upstream.base),
+       tensorflow=tensorflow_version(), converted_tree="0" * 40).write(root / "upstream.lock")
   return ToolProject(root, cache)
 
 
