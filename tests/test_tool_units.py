@@ -9,7 +9,7 @@ from albert_patches import cli, export, lint, patching
 from albert_patches.errors import ToolError
 from albert_patches.lock import Lock
 from albert_patches.record import SCHEMA, Record
-from albert_patches.series import PatchFile
+from albert_patches.series import PatchFile, Project
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIFF = """\
@@ -220,3 +220,42 @@ def test_an_option_a_command_does_not_take_is_refused(bare_project, capsys, argv
   assert caught.value.code == 2
   err = capsys.readouterr().err.splitlines()
   assert len(err) == 1 and words in err[0] and "--help" in err[0]
+
+
+# --- writing patches/ and overlay/ in one step ------------------------------------------------
+
+class _Quiet:
+  def __init__(self):
+    self.lines = []
+
+  def say(self, text):
+    self.lines.append(text)
+
+
+def test_a_plan_is_written_whole_and_files_that_match_are_not_touched(bare_project):
+  project = Project(bare_project)
+  series = (bare_project / "patches" / "series").read_bytes()
+  planned = export.Plan({"patches/series": series, "patches/0001-x.patch": TEXT.encode(),
+                         "overlay/sub/new.py": b"Y = 2\n"}, [("0001-x.patch", SHA)])
+  mtime = (bare_project / "patches" / "series").stat().st_mtime_ns
+  progress = _Quiet()
+  assert planned.write(project, progress) == 3  # two new files, and overlay/extra.py removed
+  assert (bare_project / "patches" / "0001-x.patch").read_text() == TEXT
+  assert (bare_project / "overlay" / "sub" / "new.py").read_bytes() == b"Y = 2\n"
+  assert not (bare_project / "overlay" / "extra.py").exists()
+  assert (bare_project / "patches" / "series").stat().st_mtime_ns == mtime
+  assert not list(bare_project.rglob(f"*{export.STAGED}"))
+
+
+def test_a_plan_that_cannot_be_written_changes_nothing(bare_project):
+  from tool_project import read_dir  # pylint: disable=import-outside-toplevel
+  (bare_project / "overlay" / "sub").mkdir()
+  (bare_project / "overlay" / "sub" / "in-the-way").mkdir()
+  before = read_dir(bare_project, modes=True)
+  dirs = sorted(p for p in bare_project.rglob("*") if p.is_dir())
+  planned = export.Plan({"patches/0001-x.patch": TEXT.encode(), "overlay/new/a.py": b"A\n",
+                         "overlay/sub/in-the-way": b"B\n"}, [("0001-x.patch", SHA)])
+  with pytest.raises(ToolError, match="in-the-way: it is a directory"):
+    planned.write(Project(bare_project), _Quiet())
+  assert read_dir(bare_project, modes=True) == before
+  assert sorted(p for p in bare_project.rglob("*") if p.is_dir()) == dirs

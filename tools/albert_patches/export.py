@@ -116,7 +116,13 @@ def save_record(project, tree, record, planned):
 
 def _require_writable(writes, removals):
   for path in writes:
+    if path.exists() and not path.is_file():
+      raise ToolError(f"cannot write {path}: it is a directory; move it away (nothing was "
+                      "written)")
     where = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not where.is_dir() and where != path:
+      raise ToolError(f"cannot write {path}: {where} is a file, not a directory; move it away "
+                      "(nothing was written)")
     # the new bytes are staged beside the file and renamed over it: its directory must be
     # writable too
     if not os.access(where, os.W_OK) or where == path and not os.access(path.parent, os.W_OK):
