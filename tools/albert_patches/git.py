@@ -9,6 +9,7 @@ no prompts, a fixed identity and, where a commit is made, fixed dates.
 command raises GitError, which carries git's exit status and output. GitPython is imported on
 first use: a command that never runs git does not pay for it.
 """
+import contextlib
 import os
 import sys
 import tempfile
@@ -96,8 +97,10 @@ def _execute(args, cwd, date, input, identity, config, env):
   if date:
     full_env["GIT_AUTHOR_DATE"] = full_env["GIT_COMMITTER_DATE"] = date
   command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *CONFIG, *config, *map(str, args)]
-  with tempfile.TemporaryFile() as stdin:
-    if input is not None:
+  with contextlib.ExitStack() as stack:
+    stdin = None  # GitPython then gives git /dev/null
+    if input is not None:  # a file, as Popen needs one with a descriptor
+      stdin = stack.enter_context(tempfile.TemporaryFile())
       stdin.write(input.encode())
       stdin.seek(0)
     status, out, err = Git(str(cwd) if cwd else None).execute(
