@@ -9,7 +9,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup gaudi-env apply check demo test bench clean
+.PHONY: setup gaudi-env apply check demo test test-fast bench clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -66,6 +66,10 @@ demo: apply
 test: setup gaudi-env
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q tests
+
+# The tests that build nothing real (the tool's helpers, in process): seconds, for iterating.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 # Figures, not tests: tool costs, training throughput against HF transformers' ALBERT, utilisation.
 bench: setup

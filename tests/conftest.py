@@ -9,12 +9,23 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 # tools/albert_data.py makes the small data sets that the demo and the tests train on.
 sys.path.insert(0, str(PROJECT / "tools"))
-DEFAULT_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
+
+from albert_patches.fetch import SHARED_BUNDLE  # noqa: E402  (the tool, for its constants)
+
+
+# The fixtures that build something real: a test using one is slow (see `make test-fast`).
+SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream", "template", "project"}
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.slow)
 
 
 def upstream_source():
   """Where tests take upstream from: ALBERT_UPSTREAM, else the bundle beside the project."""
-  source = os.environ.get("ALBERT_UPSTREAM") or str(DEFAULT_BUNDLE)
+  source = os.environ.get("ALBERT_UPSTREAM") or str(SHARED_BUNDLE)
   if "://" not in source and not Path(source).exists():
     pytest.skip(f"no upstream source at {source}; set ALBERT_UPSTREAM")
   return source

@@ -18,6 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from albert_patches import git
 from conftest import upstream_source
 
 PINNED_COMMIT = os.environ.get("ALBERT_UPSTREAM_COMMIT",
@@ -115,11 +116,8 @@ def upstream_modeling(tmp_path_factory):
   """upstream's modeling.py at the pinned commit."""
   source = upstream_source()
   clone = tmp_path_factory.mktemp("upstream") / "albert"
-  subprocess.run(["git", "clone", "--quiet", "--no-checkout", source,
-                  str(clone)], check=True)
-  text = subprocess.run(
-      ["git", "-C", str(clone), "show", PINNED_COMMIT + ":modeling.py"],
-      check=True, capture_output=True, text=True).stdout
+  git.run(["clone", "--quiet", "--no-checkout", source, str(clone)])
+  text = git.run(["show", PINNED_COMMIT + ":modeling.py"], cwd=clone)
   assert "contrib_layers.layer_norm" in text  # the code path replaced here
   path = clone.parent / "upstream_modeling.py"
   path.write_text(text)

@@ -1,5 +1,6 @@
 """tools/apply_patches.py apply and check, on a tiny upstream the tests make (real git, tf_upgrade_v2)."""
 import shutil
+import subprocess
 
 import pytest
 
@@ -8,7 +9,7 @@ pytest.register_assert_rewrite("tool_project")
 from tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,  # noqa: E402
                           LR_SUBJECT, OVERLAY_FILE, OVERLAY_SUBJECT, assert_refused,
                           commit_files, edit, error_line, git, hunk_header_of,
-                          python_without_tensorflow)
+                          python_without_tensorflow, tool_env)
 
 pytest_plugins = ["tool_project"]
 
@@ -234,6 +235,15 @@ def test_tf_upgrade_v2_missing(project):
   assert "pip install tensorflow==" in message and "make setup" in message
 
 
+def test_gitpython_missing(project):
+  python = python_without_tensorflow()
+  if python is None or subprocess.run([python, "-c", "import git"], capture_output=True,
+                                      env=tool_env(project.cache)).returncode == 0:
+    pytest.skip("no Python 3.11+ without GitPython outside the venv")
+  message = assert_refused(project, "status", python=python, expect=["GitPython", python])
+  assert "make setup" in message
+
+
 def test_errors_before_a_first_build_create_nothing(project):
   out = project.root / "build" / "fresh"
   project.lock.unlink()
@@ -248,7 +258,9 @@ def test_errors_before_a_first_build_create_nothing(project):
 def test_check_reports_each_patch_and_changes_nothing(project):
   out = project.root / "build" / "checked"
   files, state = project.files(), project.tree_state()
-  proc = project.ok("check", "--out", str(out))
+  # check builds in a temporary place of its own: it takes no --out
+  assert "--out" in project.fails("check", "--out", str(out))
+  proc = project.ok("check")
   lines = proc.stdout.splitlines()
   assert lines[0].split() == ["applies", LR_PATCH]
   assert lines[1].split() == ["applies", BATCH_PATCH]

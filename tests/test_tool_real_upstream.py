@@ -12,7 +12,7 @@ pytest.register_assert_rewrite("tool_project")
 
 from conftest import upstream_source  # noqa: E402
 from tool_project import (CONVERT_SUBJECT, MAIN, OVERLAY_SUBJECT, ToolProject,  # noqa: E402
-                          copy_tools, describe, git)
+                          describe, git)
 
 pytest_plugins = ["tool_project"]
 
@@ -22,7 +22,6 @@ OLDER = "932b41f0319fbef7efd069d5ff545e3358574e19"
 
 def copy_real_project(root, cache):
   root.mkdir(parents=True)
-  copy_tools(root)
   shutil.copy2(MAIN / "upstream.lock", root / "upstream.lock")
   for name in ("overlay", "patches"):
     shutil.copytree(MAIN / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -218,6 +218,9 @@ def test_patch_files_are_plain_and_stable_under_any_git_config(project, tmp_path
   commit_files(project.tree, "Rename the log helper", {
       "modeling.py": (project.tree / "modeling.py").read_text().replace("log_sizes", "log_dims"),
       "run.py": (project.tree / "run.py").read_text().replace("log_sizes", "log_dims")})
+  # the same settings in the tree's own config, which the environment cannot keep out
+  with open(project.tree / ".git" / "config", "a", encoding="utf-8") as config:
+    config.write(hostile.read_text())
   proc = project.run("regenerate", env={"GIT_CONFIG_GLOBAL": hostile})
   assert proc.returncode == 0, proc.stderr
   name = "0003-rename-the-log-helper.patch"
@@ -242,3 +245,30 @@ def test_patch_files_are_plain_and_stable_under_any_git_config(project, tmp_path
       (project.patches / "series").read_text().replace(name + "\n", ""))
   project.ok("regenerate")
   assert (project.patches / name).read_bytes() == data
+
+
+def test_a_reworded_subject_keeps_the_patch_file(project):
+  message = project.git("log", "-1", "--format=%B")
+  assert f"\nPatch-Name: {BATCH_PATCH}\n" in message  # the trailer apply writes
+  body = message.partition("\n")[2].strip("\n")
+  git(project.tree, "commit", "-q", "--amend", "-m", "Use a batch size of 32 by default",
+      "-m", body)
+  files = project.files()
+  project.ok("regenerate")
+  assert project.series() == [LR_PATCH, BATCH_PATCH]
+  assert changed_files(files, project.files()) == [f"patches/{BATCH_PATCH}"]
+  text = (project.patches / BATCH_PATCH).read_text()
+  assert text.startswith("Subject: Use a batch size of 32 by default\n"
+                         "Description: HPUs have memory to spare.\n---\n"), text
+  assert "Patch-Name" not in text
+  assert_apply_is_a_no_op(project)
+
+
+def test_a_commit_without_the_trailer_is_matched_by_subject(project):
+  # a commit message written by hand, as before the trailer existed
+  git(project.tree, "commit", "-q", "--amend", "-m", BATCH_SUBJECT, "-m",
+      "HPUs have memory to spare.")
+  files = project.files()
+  project.ok("regenerate")
+  assert project.series() == [LR_PATCH, BATCH_PATCH]
+  assert project.files() == files

@@ -2,6 +2,7 @@
 runs at once, no upstream source, file modes, what a killed run leaves, and the messages that
 say where things stand. Real git, real tf_upgrade_v2, the tool run as a subprocess."""
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -14,8 +15,9 @@ import pytest
 
 pytest.register_assert_rewrite("tool_project")
 
-from tool_project import (BATCH_PATCH, LR_PATCH, PYTHON, copy_project, describe,  # noqa: E402
-                          edit, error_line, read_dir, tool_env)
+from tool_project import (BATCH_PATCH, LR_PATCH, assert_refused,  # noqa: E402
+                          copy_project, describe, edit, error_line, read_dir, tool_command,
+                          tool_env)
 
 pytest_plugins = ["tool_project"]
 
@@ -48,7 +50,7 @@ class Running:
 
   def __init__(self, project, *args, cache):
     self.proc = subprocess.Popen(
-        [PYTHON, str(project.root / "tools" / "apply_patches.py"), *args], cwd=project.root,
+        [*tool_command(project.root), *args], cwd=project.root,
         env=tool_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     self.lines = []
@@ -273,3 +275,17 @@ def test_status_names_an_unfinished_update(project, upstream):
   assert "dirty" not in last
   project.ok("update", "--abort")
   assert project.ok("status").stdout.splitlines()[-1].endswith(": clean")
+
+
+def test_a_record_of_another_tool_version_is_a_clear_error(project):
+  path = project.tree / ".git" / "albert-patches.json"
+  data = json.loads(path.read_text())
+  path.write_text(json.dumps({**data, "schema": 99, "renamed": data.pop("head")}))
+  for command in ("apply", "regenerate", "status", "update"):
+    args = [command] + (["--to", "0" * 40] if command == "update" else [])
+    message = assert_refused(project, *args, expect=["albert-patches.json", "schema 99",
+                                                     "apply --force"])
+    assert "TypeError" not in message
+  proc = project.ok("apply", "--force")
+  assert project.record()["schema"] == 1, proc.stdout
+  assert "nothing to do" in project.ok("apply").stdout

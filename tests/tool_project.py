@@ -1,11 +1,11 @@
-"""Helpers for the tests of tools/apply_patches.py: a tiny upstream, a project around a copy of tools/.
+"""Helpers for the tests of tools/apply_patches.py: a tiny upstream, and a project the tool runs on.
 
-Everything is real: git, tf_upgrade_v2 and the tool, run as a subprocess. One cache directory
+Everything is real: git (driven through the tool's own git layer, GitPython), tf_upgrade_v2
+and the tool, run as a subprocess. One cache directory
 (ALBERT_PATCHES_CACHE) is shared by the whole session, so tf_upgrade_v2 runs once per upstream
 commit; the tiny upstream has fixed dates and identities, so its commits are the same every time.
 """
 import dataclasses
-import importlib.metadata
 import os
 import re
 import shutil
@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from albert_patches import convert
+from albert_patches import git as gitlayer
+from albert_patches.lock import Lock
 
 MAIN = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -100,20 +103,26 @@ def tool_env(cache, **extra):
   return env
 
 
-def git(repo, *args, check=True, date=DATE, env=None):
-  """Runs git in `repo` as a test developer (fixed identity and dates); returns stdout."""
-  full = dict(env or os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
-              GIT_AUTHOR_NAME="Test Dev", GIT_AUTHOR_EMAIL="dev@example.invalid",
-              GIT_COMMITTER_NAME="Test Dev", GIT_COMMITTER_EMAIL="dev@example.invalid",
-              GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date, GIT_EDITOR="true",
-              GIT_SEQUENCE_EDITOR="true", LC_ALL="C")
-  for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-    full.pop(key, None)
-  proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
-                         *args], cwd=repo, env=full, capture_output=True, text=True)
-  if check and proc.returncode != 0:
-    raise AssertionError(f"git {' '.join(args)} in {repo} failed:\n{proc.stdout}{proc.stderr}")
-  return proc.stdout if check else proc
+# git run by the tests sees only the repository it is given, whatever the shell exported.
+for _key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+  os.environ.pop(_key, None)
+
+DEVELOPER = ("Test Dev", "dev@example.invalid")
+
+
+def git(repo, *args, date=DATE):
+  """Runs git in `repo` as a test developer (fixed identity and dates); returns stdout.
+
+  The tool's git layer, with the developer's identity and main as the first branch; editors
+  are `true`, so a rebase -i or commit --amend takes the todo list or message as it is.
+  """
+  try:
+    return gitlayer.run(args, cwd=repo, date=date, identity=DEVELOPER,
+                        config=["-c", "init.defaultBranch=main"],
+                        env={"GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true"})
+  except gitlayer.GitError as e:
+    raise AssertionError(f"git {' '.join(map(str, args))} in {repo} failed:\n{e.stdout}{e.stderr}"
+                         ) from None
 
 
 def commit_files(repo, message, files, date=DATE):
@@ -162,40 +171,22 @@ def make_upstream(path):
   return Upstream(path, base, first, elsewhere, conflict)
 
 
-# --- the project around a copy of tools/ -------------------------------------------------------
-
-LOCK_TEMPLATE = """\
-# The upstream ALBERT that patches/series applies to.
-# Written by `tools/apply_patches.py update --to COMMIT`; edit by hand only with care.
-
-[upstream]
-# Default source; --upstream or ALBERT_UPSTREAM override it (a URL, a clone or a bundle).
-url = "{url}"
-# The pinned commit, and its tree: git checks both hashes against the fetched objects.
-commit = "{commit}"
-tree = "{tree}"
-
-[converter]
-# tf_upgrade_v2 from this TensorFlow release made the conversion the series is based on;
-# converted_tree is its output, so a different converter's output is detected.
-tensorflow = "{tensorflow}"
-converted_tree = "{converted_tree}"
-"""
-
+# --- the project ------------------------------------------------------------------------------
 
 def tensorflow_version():
   """The installed TensorFlow release, as the tool reads it (the lock names it)."""
-  for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-intel"):
-    try:
-      return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-      continue
-  pytest.skip("TensorFlow is not installed in this Python: tf_upgrade_v2 is needed")
+  version = convert.installed_tensorflow()
+  if version is None:
+    pytest.skip("TensorFlow is not installed in this Python: tf_upgrade_v2 is needed")
+  return version
 
 
-def copy_tools(root):
-  shutil.copytree(MAIN / "tools", Path(root) / "tools",
-                  ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def tool_command(root, python=PYTHON):
+  """The command that runs this checkout's tool on the project at `root`: main(argv, root=...)
+  in a fresh Python, as a user's run is, without a copy of tools/ in the project."""
+  launch = ("import sys; sys.path.insert(0, sys.argv[1]); from albert_patches.cli import main; "
+            "sys.exit(main(sys.argv[3:], root=sys.argv[2]))")
+  return [str(python), "-c", launch, str(MAIN / "tools"), str(root)]
 
 
 class ToolProject:
@@ -218,9 +209,9 @@ class ToolProject:
     return self.root / "patches"
 
   def run(self, *args, python=PYTHON, env=None, cache=None, timeout=300):
-    """Runs `python tools/apply_patches.py ARGS` in the project; returns the CompletedProcess."""
+    """Runs the tool with ARGS on the project, in it; returns the CompletedProcess."""
     full_env = tool_env(cache or self.cache, **(env or {}))
-    return subprocess.run([str(python), str(self.root / "tools" / "apply_patches.py"), *args],
+    return subprocess.run([*tool_command(self.root, python), *args],
                           cwd=self.root, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -248,10 +239,10 @@ class ToolProject:
   def write_lock(self, **values):
     data = self.read_lock()
     fields = {**data["upstream"], **data["converter"], **values}
-    self.lock.write_text(LOCK_TEMPLATE.format(**fields), encoding="utf-8")
+    Lock(**fields).write(self.lock)
 
   def files(self):
-    """{relative path: bytes} of the project's inputs (tools/ included, build/ not)."""
+    """{relative path: bytes} of the project's inputs (build/ not)."""
     return read_dir(self.root, skip=("build",))
 
   def mtimes(self):
@@ -273,7 +264,7 @@ class ToolProject:
     """All a refused command must leave as it was: the tree (bytes and modes of its files, HEAD,
     index, refs, stash, the tool's record) and the project's patches/, overlay/ and lock."""
     tree = Path(tree or self.tree)
-    inputs = read_dir(self.root, skip=("build", "tools"), modes=True)
+    inputs = read_dir(self.root, skip=("build",), modes=True)
     # what lies beside the tree: a refused run leaves no staging directory or lock file there
     beside = sorted(p.name for p in tree.parent.iterdir()) if tree.parent.is_dir() else None
     if not tree.exists():
@@ -333,14 +324,12 @@ def assert_refused(project, *args, expect=(), tree=None, **kwargs):
 def make_project(root, upstream, cache):
   """A project with an empty series, pinned to upstream.base, its converted_tree not known yet."""
   root = Path(root)
-  copy_tools(root)
-  (root / "overlay").mkdir()
+  (root / "overlay").mkdir(parents=True)
   (root / "overlay" / OVERLAY_FILE).write_text(OVERLAY_TEXT)
   (root / "patches").mkdir()
   (root / "patches" / "series").write_text("# The patch series, in the order it applies.\n")
-  (root / "upstream.lock").write_text(LOCK_TEMPLATE.format(
-      url=upstream.path, commit=upstream.base, tree=upstream.tree_of(upstream.base),
-      tensorflow=tensorflow_version(), converted_tree="0" * 40))
+  Lock(url=str(upstream.path), commit=upstream.base, tree=upstream.tree_of(upstream.base),
+       tensorflow=tensorflow_version(), converted_tree="0" * 40).write(root / "upstream.lock")
   return ToolProject(root, cache)
 
 

@@ -34,11 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_flops  # noqa: E402
 import bench_tool  # noqa: E402
+from albert_patches.fetch import SHARED_BUNDLE as BUNDLE  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
-# The upstream source when ALBERT_UPSTREAM is unset: the shared bundle beside the clone, as
-# .ci/run uses it.
-BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 TOOLS = PROJECT / "tools"
 PEER_TORCH = "torch==2.13.0"
 PEER_PACKAGES = [PEER_TORCH, "transformers"]

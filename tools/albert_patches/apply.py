@@ -1,28 +1,47 @@
 """`apply`: build the patched tree at --out, or say it is up to date."""
 from pathlib import Path
 
-from . import build, fetch, locks, staging
+from . import build, convert, fetch, locks, options, staging
 from .errors import ToolError
 from .lock import Lock
-from .tree import Record, require_no_update, work_not_in_patches
+from .record import Record, UnreadableRecord
+from .update_state import require_no_update
+from .work import work_not_in_patches
+
+HELP = "build the patched tree (the default command)"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
+  options.add_upstream(parser)
+  parser.add_argument("--force", action="store_true",
+                      help="replace a tree even if it has work not in patches/ (it is lost)")
 
 
 def run(project, args, progress):
   out = Path(args.out).resolve()
   lock = Lock.read(project.lock_path)
   project.series()  # reports a broken series before anything else
+  # Every build converts, and without a converter the tree can never be up to date: the
+  # digest names the converter's version.
+  convert.require_converter()
   digest = build.inputs_digest(project)
   staging.require_buildable(out)
 
   with locks.tree(out, progress.say):
     staging.recover(out, progress.say)
     if out.exists():
-      record = Record.load(out)
+      try:
+        record = Record.load(out)
+      except UnreadableRecord:
+        if not args.force:
+          raise
+        record = False  # built by another version of the tool: --force replaces it
       if record is None:
         if any(out.iterdir()):
           raise ToolError(f"{out} exists and was not built by this tool; move it away or "
                           "choose another --out")
-      else:
+      elif record:
         require_no_update(out)
         work = work_not_in_patches(out, record)
         if work and not args.force:

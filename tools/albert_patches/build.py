@@ -2,13 +2,34 @@
 from pathlib import Path
 
 from . import convert, fetch, locks, overlay, patching
-from .tree import Record
+from .record import Record
 
 TOOL_FILES = sorted(Path(__file__).parent.glob("*.py"))
 
 
 def inputs_digest(project):
   return project.inputs_digest(convert.installed_tensorflow() or "none", TOOL_FILES)
+
+
+def base(project, tree, commit, source, version, progress, lock=None):
+  """Stages 1 to 3 (fetch, convert, overlay): `tree` becomes upstream `commit`, converted, with
+  the overlay on top. `tree` is a new directory, or a built tree whose work is all in patches/
+  (update moves it to another commit). With the project's `lock`, the fetched tree and the
+  conversion are checked against it. The caller holds the cache lock.
+
+  Returns (the commits' date, the conversion commit, the overlay commit).
+  """
+  with progress.stage("fetch") as line:
+    line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
+    date = fetch.checkout(commit, lock.tree if lock else None, tree)
+  with progress.stage("convert") as line:
+    converted, line.detail = convert.convert(tree, commit, version, date)
+    if lock and convert.converted_tree(tree) != lock.converted_tree:
+      line.detail += (f"; differs from the lock's conversion (TensorFlow {lock.tensorflow})")
+  with progress.stage("overlay") as line:
+    overlay_sha, count = overlay.add_overlay(project, tree, date)
+    line.detail = f"{count} files from overlay/"
+  return date, converted, overlay_sha
 
 
 def build(project, lock, source, dest, progress, digest, applied=None):
@@ -26,17 +47,8 @@ def build(project, lock, source, dest, progress, digest, applied=None):
   patches = [project.patch(name) for name in names]
 
   with locks.cache(progress.notice):
-    with progress.stage("fetch") as line:
-      line.detail = f"{lock.commit[:12]} {fetch.ensure_commit(lock.commit, source)}"
-      date = fetch.checkout(lock.commit, lock.tree, dest)
-    with progress.stage("convert") as line:
-      converted, how = convert.convert(dest, lock.commit, version, date)
-      line.detail = how
-      if convert.converted_tree(dest) != lock.converted_tree:
-        line.detail += (f"; differs from the lock's conversion (TensorFlow {lock.tensorflow})")
-  with progress.stage("overlay") as line:
-    overlay_sha, count = overlay.add_overlay(project, dest, date)
-    line.detail = f"{count} files from overlay/"
+    date, converted, overlay_sha = base(project, dest, lock.commit, source, version, progress,
+                                        lock=lock)
   applied_commits = []
   offsets = [] if applied is None else applied
   head = overlay_sha

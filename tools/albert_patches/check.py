@@ -3,11 +3,17 @@ import io
 import tempfile
 from pathlib import Path
 
-from . import build, fetch
-from .errors import ToolError
+from . import build, fetch, options
+from .errors import PatchDoesNotApply, ToolError
 from .lint import lint_patch
 from .lock import Lock
 from .progress import Progress
+
+HELP = "build in a temporary place, report per patch and lint the series"
+
+
+def add_arguments(parser, root):  # pylint: disable=unused-argument  (check writes no tree)
+  options.add_upstream(parser)
 
 
 def run(project, args, progress):
@@ -26,24 +32,26 @@ def run(project, args, progress):
     try:
       build.build(project, lock, source, Path(tmp) / "albert", quiet,
                   build.inputs_digest(project), applied=offsets)
+    except PatchDoesNotApply as e:
+      failed, failed_patch = e, e.patch
     except ToolError as e:
-      failed = str(e)
+      failed, failed_patch = e, None
     else:
-      failed = None
+      failed = failed_patch = None
   for name, notes in offsets:
     if notes:
       problems.setdefault(name, []).append("applies only with an offset: " + "; ".join(notes))
   applied = {name for name, _ in offsets}
   for name in names:
     status = "applies" if name in applied else "not tried"
-    if failed and name not in applied and name in failed:
+    if name == failed_patch:
       status = "FAILS"
     line = f"{status:<10}{name}"
     if problems.get(name):
       line += "  -- " + "; ".join(problems[name])
     progress.say(line)
   if failed:
-    raise ToolError(failed)
+    raise failed
   if problems:
     raise ToolError(f"{len(problems)} of {len(names)} patches need attention (see above)")
   progress.say(f"ok: {len(names)} patches apply exactly on {lock.commit[:12]} and pass the lint")

@@ -53,8 +53,7 @@ def convert(tree, commit, version, date):
   """Adds the conversion commit on top of `commit` in `tree`; returns (sha, how it was made)."""
   mirror = fetch.mirror()
   ref = _cache_ref(commit, version)
-  cached = git.run(["rev-parse", "-q", "--verify", ref], cwd=mirror, check=False)
-  if cached.returncode == 0:
+  if git.rev_or_none(mirror, ref):
     git.run(["fetch", "-q", "--no-tags", str(mirror), ref], cwd=tree)
     git.run(["merge", "-q", "--ff-only", "FETCH_HEAD"], cwd=tree)
     return git.rev(tree, "HEAD"), "from cache"

@@ -5,6 +5,14 @@ class ToolError(Exception):
   """A failure the user can act on; the message is printed as one `error:` line."""
 
 
+class PatchDoesNotApply(ToolError):
+  """A patch of the series that git apply refused; `.patch` is its file name."""
+
+  def __init__(self, patch, message):
+    super().__init__(message)
+    self.patch = patch
+
+
 def read_utf8(path, fix, data=None):
   """The text of a project file (`data`, if already read, else the file), exactly as written.
 

@@ -5,6 +5,12 @@ from pathlib import Path
 
 from . import git
 from .errors import ToolError
+from .series import PROJECT
+
+# The offline bundle of upstream beside this checkout, where there is one: the upstream source
+# the tests, the bench and the Makefile default to. The tool itself takes --upstream,
+# ALBERT_UPSTREAM or the lock's URL.
+SHARED_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 
 
 def cache_dir():
@@ -52,7 +58,10 @@ def ensure_commit(commit, source):
   fetch_refs(source)
   if not git.has_commit(repo, commit):
     # Not on any branch or tag: servers such as GitHub still serve a commit asked for by hash.
-    git.run(["fetch", "-q", "--no-tags", source, commit], cwd=repo, check=False)
+    try:
+      git.run(["fetch", "-q", "--no-tags", source, commit], cwd=repo)
+    except git.GitError:
+      pass  # the check below names the commit and the source
   if not git.has_commit(repo, commit):
     raise ToolError(f"commit {commit} is not in {source}; check the hash, or point "
                     "--upstream at a source that has it")
@@ -66,17 +75,19 @@ def fetch_refs(source):
     raise ToolError(f"upstream source {source} does not exist; pass a git URL, a clone "
                     "or a bundle with --upstream (or ALBERT_UPSTREAM)")
   key = hashlib.sha256(source.encode()).hexdigest()[:12]
-  fetched = git.run(["fetch", "-q", "--no-tags", source,
-                     f"+refs/heads/*:refs/sources/{key}/heads/*",
-                     f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=mirror(), check=False)
-  if fetched.returncode != 0:
-    reason = (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
+  try:
+    git.run(["fetch", "-q", "--no-tags", source, f"+refs/heads/*:refs/sources/{key}/heads/*",
+             f"+refs/tags/*:refs/sources/{key}/tags/*"], cwd=mirror())
+  except git.GitError as e:
+    reason = (e.stderr.strip().splitlines() or ["no answer"])[-1]
     raise ToolError(f"cannot fetch upstream from {source} ({reason}); point --upstream "
                     "(or ALBERT_UPSTREAM) at a reachable URL, a local clone or a bundle")
 
 
 def checkout(commit, expected_tree, dest):
-  """Makes `dest` a repository at `commit` (from the mirror) and verifies commit and tree."""
+  """Makes `dest` a repository at `commit` (from the mirror) and verifies commit and tree.
+  `dest` may already be a repository (a built tree that `update` moves): its series branch is
+  then moved to `commit`."""
   git.run(["init", "-q", str(dest)])
   git.run(["fetch", "-q", "--no-tags", str(mirror()), f"refs/pinned/{commit}"], cwd=dest)
   git.run(["checkout", "-q", "-B", "patched", commit], cwd=dest)
@@ -89,8 +100,9 @@ def checkout(commit, expected_tree, dest):
                     "the source is not the upstream the lock was made from")
   exclude = Path(dest) / ".git" / "info" / "exclude"
   exclude.parent.mkdir(parents=True, exist_ok=True)
-  with open(exclude, "a", encoding="utf-8") as f:
-    f.write("__pycache__/\n*.pyc\n")
+  if "__pycache__/\n" not in (exclude.read_text(encoding="utf-8") if exclude.exists() else ""):
+    with open(exclude, "a", encoding="utf-8") as f:
+      f.write("__pycache__/\n*.pyc\n")
   return commit_date(dest, commit)
 
 

@@ -62,8 +62,12 @@ class Lock:
       values[key] = value
     return cls(**values)
 
+  def text(self):
+    """The lock file's text: the fields in a fixed layout, with the comments that explain them."""
+    return _TEMPLATE.format(**dataclasses.asdict(self))
+
   def write(self, path):
-    Path(path).write_text(_TEMPLATE.format(**dataclasses.asdict(self)), encoding="utf-8")
+    Path(path).write_text(self.text(), encoding="utf-8")
 
 
 def _line_of(text, table, key):

@@ -2,7 +2,7 @@
 import re
 
 from . import git
-from .errors import ToolError
+from .errors import PatchDoesNotApply
 
 _FAILED_AT = re.compile(r"^error: patch failed: (.+):(\d+)$", re.MULTILINE)
 _NOT_APPLY = re.compile(r"^error: (.+?): (?:patch does not apply|does not exist in index|"
@@ -27,14 +27,15 @@ def hunks_by_file(diff):
 
 def apply_patch(tree, patch, date):
   """Applies and commits one patch; returns (sha, offset notes) or raises naming file and hunk."""
-  proc = git.run(["apply", "--verbose", "--whitespace=nowarn", "-"], cwd=tree, check=False,
-                 input=patch.diff)
-  if proc.returncode != 0:
-    raise ToolError(f"patch {patch.name} does not apply: {_where(proc.stderr, patch.diff)}; "
-                    "refresh it against the converted upstream (see README, Updating a patch)")
+  try:
+    report = git.apply(tree, patch.diff)
+  except git.GitError as e:
+    raise PatchDoesNotApply(
+        patch.name, f"patch {patch.name} does not apply: {_where(e.stderr, patch.diff)}; "
+        "refresh it against the converted upstream (see README, Changing a patch)") from None
   offsets = []
   current = None
-  for line in proc.stderr.splitlines():
+  for line in report.splitlines():
     if line.startswith("Checking patch "):
       current = line[len("Checking patch "):].rstrip(".")
     match = _OFFSET.match(line)

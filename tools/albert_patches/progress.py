@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 class Progress:
 
-  def __init__(self, stream=sys.stdout, notices=None):
-    self.stream = stream
+  def __init__(self, stream=None, notices=None):
+    self.stream = stream or sys.stdout  # looked up now, so a caller's redirection is seen
     self.notices = notices or stream  # where `notice` goes, even when the stages are quiet
 
   def say(self, text):

@@ -9,6 +9,8 @@ from .errors import ToolError, read_utf8
 PROJECT = Path(__file__).resolve().parents[2]
 HEADER_END = "---\n"
 _FIELD = re.compile(r"^[A-Z][A-Za-z-]*:")
+NAME_TRAILER = "Patch-Name"
+_NAME_LINE = re.compile(rf"^{NAME_TRAILER}:(.*)\n?", re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -117,13 +119,21 @@ class PatchFile:
     return f"Subject: {self.subject}\n{self.fields}{HEADER_END}{self.diff}"
 
   def commit_message(self):
-    """The message of the patch's commit in the tree: the subject, then the header fields."""
-    return f"{self.subject}\n\n{self.fields}" if self.fields else f"{self.subject}\n"
+    """The message of the patch's commit in the tree: the subject, the header fields, and a
+    `Patch-Name:` trailer, so the commit keeps its file name if its subject is reworded."""
+    return f"{self.subject}\n\n{self.fields}{NAME_TRAILER}: {self.name}\n"
+
+  @staticmethod
+  def name_from_message(body):
+    """The patch file name a commit's `Patch-Name:` trailer gives, or None."""
+    found = _NAME_LINE.findall(body)
+    return found[-1].strip() if found else None
 
   @staticmethod
   def header_fields_from_message(body):
-    """Header fields from a commit message body; free text becomes a Description field."""
-    lines = body.strip("\n").splitlines()
+    """Header fields from a commit message body; free text becomes a Description field.
+    A `Patch-Name:` trailer is the tree's, not the header's: it is left out."""
+    lines = _NAME_LINE.sub("", body).strip("\n").splitlines()
     if not lines:
       return ""
     if _FIELD.match(lines[0]):

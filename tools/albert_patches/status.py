@@ -1,9 +1,17 @@
 """`status`: the series as a table, and whether the tree matches it."""
 from pathlib import Path
 
-from . import build
+from . import build, options
 from .patching import hunks_by_file
-from .tree import UPDATE_ADVICE, Record, unfinished_update, work_not_in_patches
+from .record import Record
+from .update_state import ADVICE, unfinished_update
+from .work import work_not_in_patches
+
+HELP = "show the series and whether the tree matches it"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
 
 
 def run(project, args, progress):
@@ -27,7 +35,7 @@ def run(project, args, progress):
     return 0
   update = unfinished_update(tree)
   if update:
-    progress.say(f"tree {tree}: updating ({update} is unfinished; {UPDATE_ADVICE})")
+    progress.say(f"tree {tree}: updating ({update} is unfinished; {ADVICE})")
     return 0
   work = work_not_in_patches(tree, record)
   uncommitted = [w.split(" ", 1)[1] for w in work if w.startswith("uncommitted ")]

@@ -5,29 +5,39 @@ conversion. A conflict stops the update with the tree mid-way, for the user to r
 git; `--continue` goes on, `--abort` restores the tree. patches/, overlay/ and upstream.lock are
 written only when every patch is replayed, so nothing of the project is half-updated.
 """
-import json
 import re
 from pathlib import Path
 
-from . import build, convert, fetch, git, locks, overlay
+from . import build, convert, export, fetch, git, locks, options
 from .errors import ToolError
 from .lock import Lock
-from .regenerate import plan_files, save_record, write_plan
-from .tree import (UPDATE_STATE, Record, require_built, require_no_update,
-                   work_not_in_patches)
+from .record import Record, require_built
+from .update_state import UpdateState, require_no_update
+from .work import work_not_in_patches
+
+HELP = "move the series to another upstream commit (3-way replay)"
+
+
+def add_arguments(parser, root):
+  options.add_out(parser, root)
+  options.add_upstream(parser)
+  parser.add_argument("--to", metavar="COMMIT", help="the upstream commit to move the pin to")
+  parser.add_argument("--continue", dest="continue_", action="store_true",
+                      help="go on after resolving a conflict")
+  parser.add_argument("--abort", action="store_true",
+                      help="undo an unfinished update: the tree goes back, nothing is written")
 
 
 def run(project, args, progress):
   tree = Path(args.out).resolve()
   record = require_built(tree)
-  state_path = tree / ".git" / UPDATE_STATE
   if args.abort or args.continue_:
-    if not state_path.is_file():
+    state = UpdateState.load(tree)
+    if state is None:
       raise ToolError(f"no update is in progress in {tree}")
-    state = json.loads(state_path.read_text(encoding="utf-8"))
     if args.abort:
-      return _abort(tree, state, state_path, progress)
-    return _replay(project, tree, state, state_path, progress)
+      return _abort(tree, state, progress)
+    return _replay(project, tree, state, progress)
   require_no_update(tree)
   if not args.to:
     raise ToolError("say which upstream commit to move to: update --to COMMIT")
@@ -45,27 +55,18 @@ def run(project, args, progress):
   source = fetch.resolve_source(args.upstream, lock)
   old_head = git.rev(tree, "HEAD")
   with locks.cache(progress.notice):
-    with progress.stage("fetch") as line:
-      commit = _resolve(args.to, source)
-      line.detail = f"{commit[:12]} {fetch.ensure_commit(commit, source)}"
-    git.run(["fetch", "-q", "--no-tags", str(fetch.mirror()), f"refs/pinned/{commit}"], cwd=tree)
-    git.run(["checkout", "-q", "-B", "patched", commit], cwd=tree)
-    try:
-      date = fetch.commit_date(tree, commit)
-      with progress.stage("convert") as line:
-        converted, line.detail = convert.convert(tree, commit, version, date)
-      with progress.stage("overlay") as line:
-        overlay_sha, count = overlay.add_overlay(project, tree, date)
-        line.detail = f"{count} files from overlay/"
+    commit = _resolve(args.to, source)
+    try:  # build's own stages, on the tree moved to the new commit
+      date, converted, overlay_sha = build.base(project, tree, commit, source, version, progress)
     except BaseException:
       git.run(["checkout", "-q", "-f", "-B", "patched", old_head], cwd=tree)
       git.checkout_modes(tree)
       raise
-  state = {"to": commit, "from_head": old_head, "record": record.__dict__, "date": date,
-           "converted": converted, "overlay": overlay_sha, "tensorflow": version,
-           "pending": [[name, sha] for name, sha in record.patches], "done": []}
-  _save(state_path, state)
-  return _replay(project, tree, state, state_path, progress)
+  state = UpdateState(to=commit, from_head=old_head, record=record.to_dict(), date=date,
+                      converted=converted, overlay=overlay_sha, tensorflow=version,
+                      pending=[[name, sha] for name, sha in record.patches], done=[])
+  state.save(tree)
+  return _replay(project, tree, state, progress)
 
 
 def _resolve(rev, source):
@@ -75,35 +76,36 @@ def _resolve(rev, source):
   if len(rev) == 40:
     return rev
   repo = fetch.mirror()
-  found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
-  if found.returncode != 0:
+  found = git.rev_or_none(repo, f"{rev}^{{commit}}")
+  if found is None:
     fetch.fetch_refs(source)
-    found = git.run(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], cwd=repo, check=False)
-  if found.returncode != 0:
+    found = git.rev_or_none(repo, f"{rev}^{{commit}}")
+  if found is None:
     raise ToolError(f"commit {rev} is not in {source} (or is ambiguous); give the full hash")
-  return found.stdout.strip()
+  return found
 
 
-def _replay(project, tree, state, state_path, progress):
+def _replay(project, tree, state, progress):
   if (tree / ".git" / "CHERRY_PICK_HEAD").exists():
     if git.run(["diff", "--name-only", "--diff-filter=U"], cwd=tree).strip():
       raise ToolError("conflicts are still unresolved; edit the files, `git add` them, then "
                       "`update --continue`")
-    git.run(["-c", "core.editor=true", "cherry-pick", "--continue"], cwd=tree, date=state["date"])
-  if state.get("current"):
-    state["done"].append(state.pop("current"))
-  while state["pending"]:
-    name, sha = state["pending"].pop(0)
-    picked = git.run(["cherry-pick", "--allow-empty", sha], cwd=tree, check=False,
-                     date=state["date"])
-    if picked.returncode != 0:
-      state["current"] = [name, sha]
-      _save(state_path, state)
-      raise ToolError(f"patch {name} conflicts with upstream {state['to'][:12]}: "
+    git.run(["-c", "core.editor=true", "cherry-pick", "--continue"], cwd=tree, date=state.date)
+  if state.current:
+    state.done.append(state.current)
+    state.current = None
+  while state.pending:
+    name, sha = state.pending.pop(0)
+    try:
+      git.run(["cherry-pick", "--allow-empty", sha], cwd=tree, date=state.date)
+    except git.GitError:
+      state.current = [name, sha]
+      state.save(tree)
+      raise ToolError(f"patch {name} conflicts with upstream {state.to[:12]}: "
                       f"{_conflicts(tree)}. Resolve them in {tree} with git (edit, `git add`), "
                       "then `update --continue`; or `update --abort` to undo")
-    state["done"].append([name, sha])
-  return _finish(project, tree, state, state_path, progress)
+    state.done.append([name, sha])
+  return _finish(project, tree, state, progress)
 
 
 def _conflicts(tree):
@@ -116,40 +118,37 @@ def _conflicts(tree):
   return ", ".join(where) or "the patch does not apply"
 
 
-def _finish(project, tree, state, state_path, progress):
-  old = {name: (project.patches_dir / name).read_bytes() for name, _ in state["done"]}
-  record = Record(**{**state["record"], "upstream": state["to"], "converted": state["converted"],
-                     "overlay": state["overlay"], "date": state["date"]})
-  # The new commits carry the old subjects, so plan_files keeps every patch's name and header.
-  plan = plan_files(project, tree, record)
-  for name in plan["order"]:
-    same = plan["files"][f"patches/{name}"] == old.get(name)
+def _finish(project, tree, state, progress):
+  old = {name: (project.patches_dir / name).read_bytes() for name, _ in state.done}
+  record = Record.from_dict({**state.record, "upstream": state.to, "converted": state.converted,
+                             "overlay": state.overlay, "date": state.date}, UpdateState.path(tree))
+  # The new commits carry the old Patch-Name trailers, so every patch keeps its name and header.
+  plan = export.plan(project, tree, record)
+  for name in plan.names:
+    same = plan.files[f"patches/{name}"] == old.get(name)
     progress.say(f"{'unchanged' if same else 'refreshed':<10}{name}")
   lock = Lock.read(project.lock_path)
-  new_lock = Lock(url=lock.url, commit=state["to"],
-                  tree=git.rev(tree, f"{state['to']}^{{tree}}"), tensorflow=state["tensorflow"],
-                  converted_tree=git.rev(tree, f"{state['converted']}^{{tree}}"))
-  write_plan(project, plan, progress, also=[project.lock_path])
-  new_lock.write(project.lock_path)
-  save_record(project, tree, record, plan)
-  state_path.unlink()
-  progress.say(f"done: upstream.lock now pins {state['to'][:12]}; {len(plan['order'])} patches "
+  new_lock = Lock(url=lock.url, commit=state.to, tree=git.rev(tree, f"{state.to}^{{tree}}"),
+                  tensorflow=state.tensorflow,
+                  converted_tree=git.rev(tree, f"{state.converted}^{{tree}}"))
+  plan.files[project.lock_path.relative_to(project.root).as_posix()] = new_lock.text().encode()
+  plan.write(project, progress)  # patches/, overlay/ and the lock, in one step
+  export.save_record(project, tree, record, plan)
+  state.remove(tree)
+  progress.say(f"done: upstream.lock now pins {state.to[:12]}; {len(plan.patches)} patches "
                "replayed")
   return 0
 
 
-def _abort(tree, state, state_path, progress):
-  git.run(["cherry-pick", "--abort"], cwd=tree, check=False)
+def _abort(tree, state, progress):
+  if (tree / ".git" / "CHERRY_PICK_HEAD").exists():
+    git.run(["cherry-pick", "--abort"], cwd=tree)
   git.run(["reset", "-q", "--hard"], cwd=tree)
-  git.run(["checkout", "-q", "-f", "-B", "patched", state["from_head"]], cwd=tree)
+  git.run(["checkout", "-q", "-f", "-B", "patched", state.from_head], cwd=tree)
   git.run(["clean", "-q", "-fd"], cwd=tree)
   git.checkout_modes(tree)  # tf_upgrade_v2 wrote files 0600 that checkout left as they were
-  Record(**state["record"]).save(tree)
-  state_path.unlink()
-  progress.say(f"aborted: {tree} is back at {state['from_head'][:12]}; patches/ and "
+  Record.from_dict(state.record, UpdateState.path(tree)).save(tree)
+  state.remove(tree)
+  progress.say(f"aborted: {tree} is back at {state.from_head[:12]}; patches/ and "
                "upstream.lock were not changed")
   return 0
-
-
-def _save(path, state):
-  path.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
