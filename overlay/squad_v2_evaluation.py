@@ -9,7 +9,9 @@ Jia and Liang, 2018, and the task's evaluation description):
   its normalised gold answers; its F1 is the best, over the gold answers, of
   the harmonic mean of token precision and recall (tokens counted with
   multiplicity).
-- An unanswerable question has one gold answer, the empty string.  Against
+- A question is answerable when the data set gives it answers.  For
+  scoring, gold answers that normalise to nothing are left out, and a
+  question left without any has one gold answer, the empty string.  Against
   an empty string (gold or predicted) both scores are 1 if both are empty
   and 0 otherwise.
 - With no-answer probabilities (a number per question; run_squad_v2.py
@@ -86,8 +88,7 @@ def gold_answers(dataset):
   """{question id: [gold answer texts]}, [""] for an unanswerable question.
 
   `dataset` is the "data" list of a SQuAD 2.0 JSON file.  Gold answers that
-  normalise to nothing are left out, so a question whose answers all do is
-  unanswerable.
+  normalise to nothing are left out.
   """
   golds = collections.OrderedDict()
   for article in dataset:
@@ -97,6 +98,13 @@ def gold_answers(dataset):
                  if normalize_answer(a["text"])]
         golds[qa["id"]] = texts or [""]
   return golds
+
+
+def answerable(dataset):
+  """{question id: whether the data set gives it any answer}."""
+  return {qa["id"]: bool(qa.get("answers"))
+          for article in dataset for paragraph in article["paragraphs"]
+          for qa in paragraph["qas"]}
 
 
 def raw_scores(golds, predictions):
@@ -157,7 +165,7 @@ def evaluate(dataset, predictions, na_probs=None, na_prob_thresh=1.0):
       raise EvaluationInputError(
           "the %s have no entry for %d of the %d questions (e.g. %r)" %
           (name, len(missing), len(golds), missing[0]))
-  has_answer = {qid: answers != [""] for qid, answers in golds.items()}
+  has_answer = answerable(dataset)
   exact, f1 = raw_scores(golds, predictions)
   if na_probs is None:
     na_probs = {qid: 0.0 for qid in golds}
