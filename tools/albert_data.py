@@ -218,6 +218,7 @@ def write_squad_v2(path, num_paragraphs=8, seed=6, prefix="u"):
     paragraphs.append({"context": context, "qas": qas})
   data = {"version": "v2.0",
           "data": [{"title": "Capitals", "paragraphs": paragraphs}]}
+  Path(path).parent.mkdir(parents=True, exist_ok=True)
   Path(path).write_text(json.dumps(data), encoding="utf-8")
   return Path(path)
 
