@@ -309,7 +309,10 @@ def fine_tune(tree, script, data, out, files, *model):
     stale.unlink()
   run_seeded(tree, script, *args, *model, "--do_predict", cwd=out.parent)
   [index] = [p for p in out.glob("model.ckpt-*.index") if "best" not in p.name]
+  null_odds = out / "null_odds.json"
   return dict(nbest=json.loads((out / "nbest_predictions.json").read_text()),
+              null_odds=(json.loads(null_odds.read_text())
+                         if null_odds.exists() else None),
               predictions=json.loads((out / "predictions.json").read_text()),
               results=read_results(out / "eval_results.txt"),
               weights=checkpoint_values(out / index.stem))
@@ -388,14 +391,22 @@ def test_fine_tuning_from_hub_module_equals_from_checkpoint(
       np.testing.assert_allclose([theirs[t][key] for t in common],
                                  [ours[t][key] for t in common], rtol=0,
                                  atol=tolerance, err_msg=(qid, key))
-    # Each run's answer is a best answer of the other, up to the tolerance.
+    # Each run's top answer is a best answer of the other, up to the
+    # tolerance.  (With SQuAD 2.0 the prediction may be "no answer" instead,
+    # by the null odds compared below.)
     def score(entry):
       return entry["start_log_prob"] + entry["end_log_prob"]
-    for mine, other in ((ours, theirs), (theirs, ours)):
-      best = max(score(e) for e in other.values())
-      answer = (from_checkpoint if mine is ours else from_hub)["predictions"][qid]
-      if answer in other:
-        assert score(other[answer]) >= best - 2 * tolerance, qid
+    for top, other in ((from_checkpoint["nbest"][qid][0], theirs),
+                       (from_hub["nbest"][qid][0], ours)):
+      if top["text"] in other:
+        best = max(score(e) for e in other.values())
+        assert score(other[top["text"]]) >= best - 2 * tolerance, qid
+  if squad == "v2":
+    # The answerability logits.
+    np.testing.assert_allclose(
+        [from_hub["null_odds"][q] for q in qids],
+        [from_checkpoint["null_odds"][q] for q in qids], rtol=0,
+        atol=tolerance)
   # Eval metrics: equal, but for answers that changed places in a near tie.
   differing = sum(from_hub["predictions"][q] != from_checkpoint["predictions"][q]
                   for q in qids)
