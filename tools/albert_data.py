@@ -176,3 +176,102 @@ def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
     (task_dir / ("%s.tsv" % name)).write_text("\n".join(rows) + "\n",
                                              encoding="utf-8")
   return Path(data_dir)
+
+
+# SQuAD 2.0 and RACE, for run_squad_v2.py and run_race.py.
+
+
+def write_squad_v2(path, num_paragraphs=8, seed=6, prefix="u"):
+  """Writes a SQuAD 2.0-format JSON with answerable and unanswerable questions.
+
+  Each paragraph names the capitals of three countries.  It asks for two of
+  them (the answer is the city, a span of the context) and for the capital of
+  a country the paragraph does not mention: that question has no answer
+  (`is_impossible`, empty `answers`, and, as in SQuAD 2.0, a
+  `plausible_answers` span that is the wrong city).  Whether a question can
+  be answered depends only on whether its country is in the context.
+  """
+  rng = random.Random(seed)
+  capitals = list(zip(CITIES, COUNTRIES))
+  paragraphs = []
+  for p in range(num_paragraphs):
+    chosen = rng.sample(capitals, 4)
+    pairs, (_, missing_country) = chosen[:3], chosen[3]
+    context = " ".join("%s is the capital of %s." % pair for pair in pairs)
+    qas = []
+    for q, (city, country) in enumerate(pairs[:2]):
+      qas.append({
+          "id": "%s%d_%d" % (prefix, p, q),
+          "question": "What is the capital of %s?" % country,
+          "answers": [{"text": city, "answer_start": context.index(city)}],
+          "is_impossible": False,
+      })
+    decoy = pairs[2][0]
+    qas.append({
+        "id": "%s%d_2" % (prefix, p),
+        "question": "What is the capital of %s?" % missing_country,
+        "answers": [],
+        "plausible_answers": [{"text": decoy,
+                               "answer_start": context.index(decoy)}],
+        "is_impossible": True,
+    })
+    paragraphs.append({"context": context, "qas": qas})
+  data = {"version": "v2.0",
+          "data": [{"title": "Capitals", "paragraphs": paragraphs}]}
+  Path(path).parent.mkdir(parents=True, exist_ok=True)
+  Path(path).write_text(json.dumps(data), encoding="utf-8")
+  return Path(path)
+
+
+def _race_article(rng, number):
+  """One RACE-style article with questions whose answer the article states.
+
+  The article says which object each of three people likes; a question asks
+  what one of them likes, and the right option is that object, the three
+  others being objects the article does not give that person.
+  """
+  people = rng.sample(SUBJECTS, 3)
+  objects = rng.sample(OBJECTS, 3)
+  article = " ".join("%s likes %s." % (person, obj)
+                     for person, obj in zip(people, objects))
+  article = ". ".join(s.strip().capitalize() for s in article.split(".")
+                      if s.strip()) + "."
+  questions, options, answers = [], [], []
+  for person, obj in zip(people, objects):
+    wrong = rng.sample([o for o in OBJECTS if o != obj], 3)
+    choices = wrong[:]
+    position = rng.randrange(4)
+    choices.insert(position, obj)
+    questions.append("What does %s like?" % person)
+    options.append(choices)
+    answers.append("ABCD"[position])
+  return {"id": "%d.txt" % number, "article": article,
+          "questions": questions, "options": options, "answers": answers}
+
+
+def write_race(data_dir, num_train=24, num_dev=8, num_test=8, seed=7):
+  """Writes RACE's layout under DATA_DIR/RACE: {train,dev,test}/{middle,high}.
+
+  As in the released data set, each article is one JSON file N.txt (article,
+  questions, options, answers).  run_race.py reads one file per directory,
+  all.txt, with one such JSON a line; that file is written too, the articles'
+  lines joined in file order.  Each split has its articles split between
+  middle and high.  Returns DATA_DIR, the --data_dir that run_race.py takes.
+  """
+  rng = random.Random(seed)
+  number = 0
+  for split, count in (("train", num_train), ("dev", num_dev),
+                       ("test", num_test)):
+    for level, level_count in (("middle", count - count // 2),
+                               ("high", count // 2)):
+      level_dir = Path(data_dir) / "RACE" / split / level
+      level_dir.mkdir(parents=True, exist_ok=True)
+      lines = []
+      for _ in range(level_count):
+        number += 1
+        line = json.dumps(_race_article(rng, number))
+        (level_dir / ("%d.txt" % number)).write_text(line, encoding="utf-8")
+        lines.append(line)
+      (level_dir / "all.txt").write_text("\n".join(lines) + "\n",
+                                         encoding="utf-8")
+  return Path(data_dir)

@@ -1,0 +1,434 @@
+"""Upstream's other entry points end to end, run as a user runs them.
+
+From the pretraining checkpoint of test_end_to_end.py's fixtures (built once
+for this module): run_squad_v2.py on SQuAD 2.0-format data with unanswerable
+questions, run_race.py on RACE's layout, export_checkpoints.py then
+run_classifier.py from its checkpoint, and export_to_tfhub.py then
+run_classifier.py, run_squad_v1.py and run_squad_v2.py fine-tuning from the
+exported module with --albert_hub_module_handle.  Fine-tuning from the
+module gives the same logits, metrics and trained weights as fine-tuning
+from the checkpoint it was exported from.
+"""
+import functools
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import albert_data
+from test_scripts_run_directly import helpfull
+# Fixtures and helpers of the end-to-end tests: the same tiny model and data.
+from test_end_to_end import (  # pylint: disable=unused-import
+    assert_initialized_from_checkpoint, last, pretrained, pretraining_data,
+    read_results, run, script_env, work)
+
+
+@functools.lru_cache(maxsize=None)
+def hub_importable():
+  proc = subprocess.run([sys.executable, "-c", "import tensorflow_hub"],
+                        env=script_env(), capture_output=True, text=True,
+                        timeout=300)
+  return proc.returncode == 0
+
+
+needs_hub = pytest.mark.skipif(
+    not hub_importable(),
+    reason="tensorflow_hub is not importable (pip install -r requirements.txt)")
+
+
+def model_args(data, output_dir):
+  return ["--albert_config_file=%s" % data["config"],
+          "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"],
+          "--output_dir=%s" % output_dir]
+
+
+def squad_args(script_dir, train_file, dev_file, *extra):
+  return ["--train_file=%s" % train_file, "--predict_file=%s" % dev_file,
+          "--train_feature_file=%s" % (script_dir / "train.tfrecord"),
+          "--predict_feature_file=%s" % (script_dir / "dev.tfrecord"),
+          "--predict_feature_left_file=%s" % (script_dir / "dev_left"),
+          "--do_lower_case", "--max_seq_length=64", "--doc_stride=32",
+          "--max_query_length=16", "--max_answer_length=8",
+          "--train_batch_size=8", "--predict_batch_size=8",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+
+
+def question_ids(path):
+  data = json.loads(path.read_text())["data"]
+  return [qa["id"] for article in data for p in article["paragraphs"]
+          for qa in p["qas"]]
+
+
+@pytest.fixture(scope="module")
+def squad_v2_files(work):
+  train = albert_data.write_squad_v2(work / "squad2_train.json",
+                                     num_paragraphs=12)
+  dev = albert_data.write_squad_v2(work / "squad2_dev.json", num_paragraphs=4,
+                                   seed=9, prefix="d")
+  return train, dev
+
+
+def test_squad_v2_data_has_unanswerable_questions(squad_v2_files):
+  for path in squad_v2_files:
+    data = json.loads(path.read_text())
+    answerable = unanswerable = 0
+    for paragraph in data["data"][0]["paragraphs"]:
+      context = paragraph["context"]
+      for qa in paragraph["qas"]:
+        if qa["is_impossible"]:
+          unanswerable += 1
+          assert qa["answers"] == []
+          # The country asked about is not in the paragraph.
+          assert qa["question"].split(" of ")[1].rstrip("?") not in context
+        else:
+          answerable += 1
+          [answer] = qa["answers"]
+          start = answer["answer_start"]
+          assert context[start:start + len(answer["text"])] == answer["text"]
+    assert answerable == 2 * unanswerable > 0
+
+
+def test_run_squad_v2(albert_tree, pretraining_data, pretrained, work,
+                      squad_v2_files):
+  train_file, dev_file = squad_v2_files
+  out = work / "squad2"
+  proc = run(albert_tree, "run_squad_v2.py",
+             *model_args(pretraining_data, out),
+             *squad_args(work / "squad2", train_file, dev_file,
+                         "--init_checkpoint=%s" % pretrained["checkpoint"],
+                         "--do_train", "--do_predict",
+                         "--learning_rate=1e-3", "--num_train_epochs=2"),
+             cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  qids = question_ids(dev_file)
+  predictions = json.loads((out / "predictions.json").read_text())
+  assert sorted(predictions) == sorted(qids)
+  nbest = json.loads((out / "nbest_predictions.json").read_text())
+  assert sorted(nbest) == sorted(qids)
+  for entries in nbest.values():
+    assert entries and abs(sum(e["probability"] for e in entries) - 1) < 1e-4
+  null_odds = json.loads((out / "null_odds.json").read_text())
+  assert sorted(null_odds) == sorted(qids)
+  assert all(np.isfinite(v) for v in null_odds.values())
+  # 36 training questions, batch 8, 2 epochs: 9 steps.
+  assert (out / "model.ckpt-9.index").exists()
+
+  # SQuAD 2.0's scores, written by the script ...
+  scores = json.loads((out / "squad_v2_eval.json").read_text())
+  assert (scores["total"], scores["HasAns_total"], scores["NoAns_total"]) == (
+      12, 8, 4)
+  for key in ("exact", "f1", "HasAns_exact", "NoAns_f1", "best_f1"):
+    assert 0.0 <= scores[key] <= 100.0
+  # ... agree with upstream's own exact and f1 of the final evaluation ...
+  upstream = read_results(out / "eval_results.txt")
+  assert scores["exact"] == pytest.approx(last(upstream, "exact"))
+  assert scores["f1"] == pytest.approx(last(upstream, "f1"))
+  assert "***** SQuAD 2.0 evaluation *****" in proc.stderr
+  # ... and with the evaluation run as a script on the files written.
+  script = subprocess.run(
+      [sys.executable, str(albert_tree / "squad_v2_evaluation.py"),
+       str(dev_file), str(out / "predictions.json"),
+       "--na-prob-file", str(out / "null_odds.json")],
+      capture_output=True, text=True, timeout=120)
+  assert script.returncode == 0, script.stderr
+  assert json.loads(script.stdout) == scores
+
+
+def test_run_race(albert_tree, pretraining_data, pretrained, work):
+  data_dir = albert_data.write_race(work / "race_data")
+  for split in ("train", "dev", "test"):
+    for level in ("middle", "high"):
+      level_dir = data_dir / "RACE" / split / level
+      articles = sorted(level_dir.glob("[0-9]*.txt"))
+      assert articles
+      lines = (level_dir / "all.txt").read_text().splitlines()
+      assert [json.loads(line) for line in lines] == [
+          json.loads(a.read_text()) for a in sorted(
+              articles, key=lambda p: int(p.stem))]
+  out = work / "race"
+  proc = run(albert_tree, "run_race.py", *model_args(pretraining_data, out),
+             "--data_dir=%s" % data_dir,
+             "--train_file=%s" % (work / "race_train.tfrecord"),
+             "--eval_file=%s" % (work / "race_dev.tfrecord"),
+             "--init_checkpoint=%s" % pretrained["checkpoint"],
+             "--do_train", "--do_eval", "--do_predict",
+             "--max_seq_length=64", "--max_qa_length=16",
+             "--train_batch_size=8", "--eval_batch_size=8",
+             "--predict_batch_size=8", "--learning_rate=1e-3",
+             "--train_step=12", "--warmup_step=2",
+             "--save_checkpoints_steps=12", "--iterations_per_loop=10",
+             cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  # 24 articles of 3 questions; each record holds the 4 options.
+  records = list(tf.data.TFRecordDataset(str(work / "race_train.tfrecord")))
+  assert len(records) == 72
+  example = tf.train.Example.FromString(records[0].numpy())
+  assert len(example.features.feature["input_ids"].int64_list.value) == 4 * 64
+  results = read_results(out / "eval_results.txt")
+  assert last(results, "global_step") == 12
+  assert 0.0 <= last(results, "eval_accuracy") <= 1.0
+  assert np.isfinite(last(results, "eval_loss"))
+  predicted = read_results(out / "predict_results.txt")
+  assert 0.0 <= last(predicted, "eval_accuracy") <= 1.0
+  assert (out / "predict.tf_record").exists()
+
+
+def albert_directory(data, pretrained, path):
+  """A directory laid out as export scripts expect a released model."""
+  path.mkdir(parents=True, exist_ok=True)
+  shutil.copy(data["config"], path / "albert_config.json")
+  shutil.copy(data["spm_model"], path / "30k-clean.model")
+  shutil.copy(data["spm_vocab"], path / "30k-clean.vocab")
+  for f in pretrained["out"].glob(pretrained["checkpoint"].name + ".*"):
+    shutil.copy(f, path / f.name)
+  return path
+
+
+def checkpoint_values(prefix):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  reader = tf.train.load_checkpoint(str(prefix))
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def test_export_checkpoints_then_run_classifier(albert_tree, pretraining_data,
+                                                pretrained, work):
+  directory = albert_directory(pretraining_data, pretrained,
+                               work / "albert_dir_ckpt")
+  exported = work / "exported" / "model.ckpt"
+  run(albert_tree, "export_checkpoints.py",
+      "--albert_directory=%s" % directory,
+      "--checkpoint_name=%s" % pretrained["checkpoint"].name,
+      "--export_path=%s" % exported, cwd=work)
+  values = checkpoint_values(exported)
+  source = checkpoint_values(pretrained["checkpoint"])
+  # The model's variables, without the optimizer's slots.
+  assert not [n for n in values if "adam_" in n or "lamb_" in n]
+  assert any(n.startswith("bert/") for n in values)
+  assert any(n.startswith("cls/") for n in values)
+  for name, value in values.items():
+    if name != "global_step":
+      np.testing.assert_array_equal(value, source[name], err_msg=name)
+
+  data_dir = albert_data.write_mrpc(work / "glue_export")
+  out = work / "mrpc_from_export"
+  proc = run(albert_tree, "run_classifier.py", "--task_name=MRPC",
+             "--data_dir=%s" % data_dir, *model_args(pretraining_data, out),
+             "--init_checkpoint=%s" % exported, "--do_lower_case",
+             "--max_seq_length=32", "--train_batch_size=8",
+             "--eval_batch_size=8", "--learning_rate=1e-3",
+             "--train_step=10", "--warmup_step=2",
+             "--save_checkpoints_steps=10", "--do_train", "--do_eval",
+             cwd=work)
+  assert_initialized_from_checkpoint(proc.stderr)
+  results = read_results(out / "eval_results.txt")
+  assert last(results, "global_step") == 10
+  assert 0.0 <= last(results, "eval_accuracy") <= 1.0
+
+
+@pytest.fixture(scope="module")
+def hub_module(albert_tree, pretraining_data, pretrained, work):
+  directory = albert_directory(pretraining_data, pretrained,
+                               work / "albert_dir_hub")
+  module = work / "hub_module"
+  run(albert_tree, "export_to_tfhub.py", "--albert_directory=%s" % directory,
+      "--checkpoint_name=%s" % pretrained["checkpoint"].name,
+      "--export_path=%s" % module, cwd=work)
+  return module
+
+
+@needs_hub
+def test_export_to_tfhub_writes_a_module(hub_module, pretraining_data):
+  assert (hub_module / "tfhub_module.pb").exists()
+  assert (hub_module / "saved_model.pb").exists()
+  assert ((hub_module / "assets" / "30k-clean.model").read_bytes() ==
+          pretraining_data["spm_model"].read_bytes())
+
+
+@needs_hub
+def test_run_classifier_from_hub_module(albert_tree, pretraining_data,
+                                        hub_module, work):
+  data_dir = albert_data.write_mrpc(work / "glue_hub")
+  out = work / "mrpc_from_hub"
+  proc = run(albert_tree, "run_classifier.py", "--task_name=MRPC",
+             "--data_dir=%s" % data_dir,
+             "--albert_config_file=%s" % pretraining_data["config"],
+             "--spm_model_file=%s" % pretraining_data["spm_model"],
+             "--albert_hub_module_handle=%s" % hub_module,
+             "--output_dir=%s" % out, "--max_seq_length=32",
+             "--train_batch_size=8", "--eval_batch_size=8",
+             "--learning_rate=1e-3", "--train_step=10", "--warmup_step=2",
+             "--save_checkpoints_steps=10", "--do_train", "--do_eval",
+             cwd=work)
+  assert "creating model from hub_module: %s" % hub_module in proc.stderr
+  results = read_results(out / "eval_results.txt")
+  assert last(results, "global_step") == 10
+  assert 0.0 <= last(results, "eval_accuracy") <= 1.0
+
+
+# Runs a script with a graph-level random seed in its RunConfig: the scripts
+# take none from the command line, and without one the training data's
+# shuffle order differs from run to run.
+SEEDED = """
+import runpy, sys
+import tensorflow as tf
+_RunConfig = tf.compat.v1.estimator.tpu.RunConfig
+class SeededRunConfig(_RunConfig):
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault("tf_random_seed", 1234)
+    super().__init__(*args, **kwargs)
+tf.compat.v1.estimator.tpu.RunConfig = SeededRunConfig
+sys.argv = sys.argv[1:]
+sys.path.insert(0, str(__import__("pathlib").Path(sys.argv[0]).parent))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_seeded(tree, script, *args, cwd):
+  cmd = [sys.executable, "-c", SEEDED, str(tree / script), *map(str, args)]
+  proc = subprocess.run(cmd, cwd=cwd, env=script_env(), capture_output=True,
+                        text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-8000:]
+  assert "'_tf_random_seed': 1234" in proc.stderr
+  return proc
+
+
+def fine_tune(tree, script, data, out, files, *model):
+  """Trains (do_train), then predicts from the trained checkpoint alone."""
+  args = [*model_args(data, out), *squad_args(out, *files)]
+  run_seeded(tree, script, *args, *model, "--do_train",
+             "--learning_rate=1e-3", "--num_train_epochs=2", cwd=out.parent)
+  # Leave the trained checkpoint only, so that prediction scores it.
+  for stale in out.glob("model.ckpt-0.*"):
+    stale.unlink()
+  run_seeded(tree, script, *args, *model, "--do_predict", cwd=out.parent)
+  [index] = [p for p in out.glob("model.ckpt-*.index") if "best" not in p.name]
+  null_odds = out / "null_odds.json"
+  return dict(nbest=json.loads((out / "nbest_predictions.json").read_text()),
+              null_odds=(json.loads(null_odds.read_text())
+                         if null_odds.exists() else None),
+              predictions=json.loads((out / "predictions.json").read_text()),
+              results=read_results(out / "eval_results.txt"),
+              weights=checkpoint_values(out / index.stem))
+
+
+@needs_hub
+@pytest.mark.parametrize("script,squad", [("run_squad_v1.py", "v1"),
+                                          ("run_squad_v2.py", "v2")])
+def test_fine_tuning_from_hub_module_equals_from_checkpoint(
+    albert_tree, pretraining_data, pretrained, hub_module, work, script,
+    squad):
+  """Same data and seed: the same logits, metrics and trained weights.
+
+  The task head starts from one checkpoint in both runs (a zero-learning-
+  rate step of the script itself writes it), since its random initial
+  values depend on how many ops the graph holds before it, which differs
+  between the two ways of building ALBERT.
+  """
+  base = work / ("hub_vs_ckpt_" + squad)
+  base.mkdir()
+  if squad == "v1":
+    files = (albert_data.write_squad_v1(base / "train.json"),
+             albert_data.write_squad_v1(base / "dev.json", seed=5,
+                                        num_paragraphs=4, prefix="dev"))
+  else:
+    files = (albert_data.write_squad_v2(base / "train.json"),
+             albert_data.write_squad_v2(base / "dev.json", seed=9,
+                                        num_paragraphs=4, prefix="d"))
+  extra = ["--dropout_prob=0"] if squad == "v2" else []
+  head = base / "head"
+  run_seeded(albert_tree, script, *model_args(pretraining_data, head),
+             *squad_args(head, *files), *extra, "--do_train",
+             "--init_checkpoint=%s" % pretrained["checkpoint"],
+             "--learning_rate=0", "--num_train_epochs=0.34", cwd=base)
+  head_checkpoint = head / "model.ckpt-1"
+  assert (head / "model.ckpt-1.index").exists()
+
+  from_checkpoint = fine_tune(
+      albert_tree, script, pretraining_data, base / "from_checkpoint", files,
+      *extra, "--init_checkpoint=%s" % head_checkpoint)
+  from_hub = fine_tune(
+      albert_tree, script, pretraining_data, base / "from_hub", files,
+      *extra, "--init_checkpoint=%s" % head_checkpoint,
+      "--albert_hub_module_handle=%s" % hub_module)
+
+  # The two graphs sum in different orders: after training, float32
+  # round-off leaves differences of about 1e-5 (measured: 7e-6 on logits of
+  # about 0.1); fine-tuning itself moves weights and logits by far more.
+  tolerance = 2e-4
+  # The fine-tuned weights: ALBERT's under module/ in the hub run.
+  weights = from_checkpoint["weights"]
+  hub_weights = {re.sub(r"^module/", "", name): value
+                 for name, value in from_hub["weights"].items()}
+  trained = [n for n in weights
+             if (n.startswith("bert/") or n.startswith("cls/")) and
+             "adam" not in n]
+  assert any(n.startswith("bert/") for n in trained)
+  for name in trained:
+    np.testing.assert_allclose(hub_weights[name], weights[name], rtol=0,
+                               atol=tolerance, err_msg=name)
+  pretrained_values = checkpoint_values(pretrained["checkpoint"])
+  moved = max(float(np.max(np.abs(weights[n] - pretrained_values[n])))
+              for n in trained if n.startswith("bert/"))
+  assert moved > 10 * tolerance, moved
+
+  # The logits of every answer both n-best lists hold.  Answers whose scores
+  # nearly tie may change places or fall off the end of a list.
+  qids = sorted(from_checkpoint["nbest"])
+  assert sorted(from_hub["nbest"]) == qids
+  for qid in qids:
+    ours = {e["text"]: e for e in from_checkpoint["nbest"][qid]}
+    theirs = {e["text"]: e for e in from_hub["nbest"][qid]}
+    common = sorted(set(ours) & set(theirs))
+    assert len(common) >= len(ours) // 2, (qid, sorted(ours), sorted(theirs))
+    for key in ("start_log_prob", "end_log_prob"):
+      np.testing.assert_allclose([theirs[t][key] for t in common],
+                                 [ours[t][key] for t in common], rtol=0,
+                                 atol=tolerance, err_msg=(qid, key))
+    # Each run's top answer is a best answer of the other, up to the
+    # tolerance.  (With SQuAD 2.0 the prediction may be "no answer" instead,
+    # by the null odds compared below.)
+    def score(entry):
+      return entry["start_log_prob"] + entry["end_log_prob"]
+    for top, other in ((from_checkpoint["nbest"][qid][0], theirs),
+                       (from_hub["nbest"][qid][0], ours)):
+      if top["text"] in other:
+        best = max(score(e) for e in other.values())
+        assert score(other[top["text"]]) >= best - 2 * tolerance, qid
+  if squad == "v2":
+    # The answerability logits.
+    np.testing.assert_allclose(
+        [from_hub["null_odds"][q] for q in qids],
+        [from_checkpoint["null_odds"][q] for q in qids], rtol=0,
+        atol=tolerance)
+  # Eval metrics: equal, but for answers that changed places in a near tie.
+  differing = sum(from_hub["predictions"][q] != from_checkpoint["predictions"][q]
+                  for q in qids)
+  metrics = ("exact_match", "f1") if squad == "v1" else ("exact", "f1")
+  for key in metrics:
+    assert abs(last(from_hub["results"], key) -
+               last(from_checkpoint["results"], key)) <= (
+                   100.0 * differing / len(qids) + 1e-6), key
+
+
+@pytest.mark.parametrize("script,flags", [
+    ("run_squad_v2.py", ["--[no]use_horovod", "--albert_hub_module_handle"]),
+    ("run_race.py", ["--[no]use_horovod", "--albert_hub_module_handle"]),
+    ("export_checkpoints.py", ["--albert_directory", "--export_path"]),
+    ("export_to_tfhub.py", ["--albert_directory", "--export_path"]),
+])
+def test_helpfull_lists_the_scripts_flags(albert_tree, script, flags, tmp_path):
+  """No tf.contrib or tf.flags left: the script starts and lists its flags."""
+  if script == "export_to_tfhub.py" and not hub_importable():
+    pytest.skip("tensorflow_hub is not importable")
+  text = helpfull(albert_tree, script, tmp_path)
+  own = text.split("%s:" % script, 1)
+  assert len(own) == 2, "no flags of %s in --helpfull" % script
+  for flag in flags:
+    assert flag in own[1]
