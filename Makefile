@@ -73,7 +73,7 @@ test-fast: setup
 
 # Figures, not tests: tool costs, training throughput against HF transformers' ALBERT, utilisation.
 bench: setup
-	$(PY) tools/bench.py
+	$(PY) -m bench
 
 clean:
 	rm -rf build

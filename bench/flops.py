@@ -1,4 +1,4 @@
-"""Model FLOPs of one ALBERT pretraining example, counted from the config (for tools/bench.py).
+"""Model FLOPs of one ALBERT pretraining example, counted from the config (for the benchmark).
 
 Training costs three forward passes (forward, plus twice its cost for the backward pass: the
 gradients of activations and of weights), i.e. 6 x parameters x tokens for the dense layers,

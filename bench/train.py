@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The TensorFlow side of `tools/bench.py`; each mode runs in a process of its own.
+"""The TensorFlow side of `python -m bench`; each mode runs in a process of its own.
 
-  bench_train.py data --out DIR --seq S --preds P --examples N --files F --vocab V
+  train.py data --out DIR --seq S --preds P --examples N --files F --vocab V
       writes synthetic pretraining tfrecords in run_pretraining.py's input format.
-  bench_train.py peak --json PATH [--n N] [--reps R]
+  train.py peak --json PATH [--n N] [--reps R]
       measures a float32 matmul peak (GFLOP/s) with the threads TF gets from the environment.
-  bench_train.py run --tree TREE --json PATH -- RUN_PRETRAINING_FLAGS...
+  train.py run --tree TREE --json PATH -- RUN_PRETRAINING_FLAGS...
       runs TREE/run_pretraining.py unchanged and records the step times of its PerfLoggingHook.
 
 `run` times training with the PerfLoggingHook (training_hooks.py) that run_pretraining.py passes
@@ -211,7 +211,7 @@ def _install_timing(json_base):
   patch(tpu_estimator.TPUEstimator)
   patch(estimator_lib.Estimator)
 
-  # For experiments only (tools/bench.py --tf-env BENCH_TF_REWRITE=NAME[,NAME]): turn on
+  # For experiments only (python -m bench --tf-env BENCH_TF_REWRITE=NAME[,NAME]): turn on
   # grappler rewrites, e.g. auto_mixed_precision_onednn_bfloat16, in the session config the
   # estimator makes when the script gives none -- what a patch could add as a flag.
   rewrites = [n for n in os.environ.get("BENCH_TF_REWRITE", "").split(",") if n]

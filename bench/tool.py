@@ -1,8 +1,8 @@
-"""Part 1 of `tools/bench.py`: what tools/apply_patches.py costs, next to clone + tf_upgrade_v2.
+"""Part 1 of `python -m bench`: what tools/apply_patches.py costs, next to clone + tf_upgrade_v2.
 
 Everything runs on a temporary copy of the project (tools/, upstream.lock, patches/, overlay/)
 with a temporary cache, so the user's build/ and cache are never touched. The cache is left
-filled for the caller (bench.py builds the training tree from it).
+filled for the caller (the benchmark builds the training tree from it).
 """
 import os
 import re

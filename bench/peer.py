@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""The peer for `tools/bench.py`: HuggingFace transformers AlbertForPreTraining on PyTorch (CPU).
+"""The peer for `python -m bench`: HuggingFace transformers AlbertForPreTraining on PyTorch (CPU).
 
 Runs in the benchmark's own venv (build/bench-venv: torch + transformers), never in the
 project's. One training step = forward, masked-LM + sentence-order loss, backward, AdamW
 update, on random token ids with the shapes given. Writes one JSON object to --json.
 
-  bench_peer.py --json PATH --batch B --seq S --preds P --steps N --threads T
-  bench_peer.py --selftest   (imports torch and transformers and trains a tiny model one step)
+  peer.py --json PATH --batch B --seq S --preds P --steps N --threads T
+  peer.py --selftest   (imports torch and transformers and trains a tiny model one step)
 """
 import argparse
 import json

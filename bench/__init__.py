@@ -1,0 +1,26 @@
+"""`make bench`: what the tool costs, and how fast the patched ALBERT trains next to its peer.
+
+Run it from the checkout with the project's venv: `.venv/bin/python -m bench` (what `make bench`
+does); bench/README.md says what each figure means. The modules:
+
+  __main__  the run: options, the parts in order, the table and bench/results.json
+  tool      part 1: tools/apply_patches.py on a temporary copy, next to clone + tf_upgrade_v2
+  measure   parts 2-4 as seen from here: the tree, the training runs, the peer, the matmul peak
+  train     the TensorFlow side, run in processes of its own (data, matmul peak, training)
+  peer      HuggingFace transformers' ALBERT on PyTorch, run in build/bench-venv
+  flops     model FLOPs of one example
+  proc      running and logging subprocesses, and what machine this is
+  report    units, the printed table and the results file
+
+The benchmark uses the tool's own modules (its git layer, the bundle's default path), so
+tools/ goes on the import path here, once.
+"""
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+TOOLS = PROJECT / "tools"
+BENCH = PROJECT / "bench"
+
+if str(TOOLS) not in sys.path:
+  sys.path.insert(0, str(TOOLS))
