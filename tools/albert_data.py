@@ -105,7 +105,7 @@ def write_corpus(path, num_docs=120, seed=0):
     lines.append("")
   # The words of the task templates, and capital facts for the SQuAD-style
   # questions about capitals, so that they are in the vocabulary too.
-  lines.append("what is the kind ?")
+  lines.append("what is the kind ? anna and tom .")
   lines.append("")
   for city, country in zip(CITIES, COUNTRIES):
     lines.append("%s is the capital of %s." % (city, country))
@@ -160,14 +160,14 @@ def write_albert_config(path, vocab_size, hidden_size=32, num_layers=2,
   return Path(path)
 
 
-def _sentence_pair(rng, shared):
-  """Two sentences whose key words agree in `shared` of the three slots."""
-  first = tuple(rng.choice(CHOICES[key]) for key in KEYS)
-  second = list(first)
-  for slot in rng.sample(range(len(KEYS)), len(KEYS) - shared):
-    second[slot] = rng.choice([w for w in CHOICES[KEYS[slot]]
-                               if w != first[slot]])
-  return _say(rng, first), _say(rng, tuple(second))
+def _similar_pair(rng, shared):
+  """Two sentences about two people each, `shared` of them the same."""
+  people = rng.sample(NAMES, 4 - shared)
+  first, second = people[:2], people[2 - shared:]
+  rng.shuffle(second)
+  return tuple(_say(rng, (" and ".join(names), rng.choice(ACTIONS),
+                          rng.choice(sorted(THINGS))))
+               for names in (first, second))
 
 
 def _paraphrase_pair(rng, label):
@@ -255,9 +255,10 @@ def write_squad_v1(path, num_paragraphs=8, seed=2, prefix="q",
 def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
   """Writes DATA_DIR/STS-B/{train,dev,test}.tsv in GLUE's STS-B format.
 
-  Two sentences share 0 to 3 of their key words (person, action, thing; the
-  number drawn evenly), each in a random wording, and the score is 5 times
-  the share: 0, 1.667, 3.333 or 5. Returns DATA_DIR.
+  Each sentence is about two people ("anna and tom paint the red house ."),
+  in a random wording, and the score is 5 times the share of the people both
+  name: 0, 2.5 or 5, equally often; actions and things are drawn afresh.
+  Returns DATA_DIR.
   """
   rng = random.Random(seed)
   task_dir = Path(data_dir) / "STS-B"
@@ -266,9 +267,9 @@ def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
             "sentence1\tsentence2")
   for name, count in (("train", num_train), ("dev", num_dev), ("test", 8)):
     rows = [header + ("\tscore" if name != "test" else "")]
-    for i, shared in enumerate(_balanced(rng, count, [0, 1, 2, 3])):
-      a, b = _sentence_pair(rng, shared)
-      score = 5.0 * shared / len(KEYS)
+    for i, shared in enumerate(_balanced(rng, count, [0, 1, 2])):
+      a, b = _similar_pair(rng, shared)
+      score = 5.0 * shared / 2
       row = "%d\tmain-captions\tMSRvid\t2012test\t%04d\tnone\tnone\t%s\t%s" % (
           i, i, a, b)
       if name != "test":
