@@ -5,7 +5,7 @@ run_pretraining.py -> run_classifier.py (MRPC, STS-B) and run_squad_v1.py from
 the pretraining checkpoint, on the generated tasks of tools/albert_data.py,
 whose labels can only be told by reading the input. Each test reads the metric
 the script wrote (eval_results.txt) and compares it with a threshold set,
-with margin, below what several seeds reached on a loaded 2-core machine, and
+with margin, below what repeated runs reached on a loaded 2-core machine, and
 far above chance; the message names both. The same pretraining and MRPC
 fine-tuning under `horovodrun -np 2 --gloo` must reach the 1-process figures
 within a small tolerance.
@@ -42,14 +42,22 @@ SQUAD_DEV_PARAGRAPHS = 50
 SQUAD_EPOCHS = 40
 SQUAD_LEARNING_RATE = 3e-4
 
-# Thresholds: see the module docstring, and README.md for the figures measured.
-MLM_ACCURACY = 0.35
-SOP_ACCURACY = 0.8
+# Thresholds, and (in brackets) what runs of this chain reached on a shared
+# 2-core machine under a load of 7 to 11: held-out masked-LM accuracy
+# (0.43, 0.44, 0.44; unigram baseline 0.17) and sentence-order accuracy
+# (0.79, 0.84, 0.95); MRPC accuracy (0.98, 0.995); STS-B Pearson (0.81, 0.82);
+# SQuAD exact match (100, 100).
+MLM_ACCURACY = 0.3
+SOP_ACCURACY = 0.7
 MRPC_ACCURACY = 0.9
 STSB_PEARSON = 0.6
 SQUAD_EXACT_MATCH = 80.0
-# How far a 2-process run may fall from the 1-process one.
-TWO_RANK_TOLERANCE = 0.05
+# How far a 2-process run may fall below the 1-process one. Sentence-order
+# accuracy varies more from run to run (0.79 to 0.95 in 1-process runs of this
+# chain; the input pipeline shuffles without a seed) than masked-LM accuracy
+# (0.43 to 0.44) or MRPC accuracy.
+TWO_RANK_TOLERANCE = {"masked_lm_accuracy": 0.05,
+                      "sentence_order_accuracy": 0.15, "eval_accuracy": 0.05}
 
 
 def _env(threads=None):
@@ -312,10 +320,14 @@ def test_pretraining_two_ranks_learns_as_one(albert_tree, learn_data,
                      out / ("model.ckpt-%d" % (PRETRAIN_STEPS // 2)),
                      learn_data["dir"] / "pretrain_2_eval")
   one = pretrained["results"]
+  assert two["sentence_order_accuracy"] >= SOP_ACCURACY, (
+      "held-out sentence_order_accuracy %.3f with 2 ranks, want >= %.2f "
+      "(chance 0.5)" % (two["sentence_order_accuracy"], SOP_ACCURACY))
   for key in ("masked_lm_accuracy", "sentence_order_accuracy"):
-    assert two[key] >= one[key] - TWO_RANK_TOLERANCE, (
-        "held-out %s: %.3f with 2 ranks, %.3f with 1 (chance: see "
-        "test_pretraining_learns)" % (key, two[key], one[key]))
+    assert two[key] >= one[key] - TWO_RANK_TOLERANCE[key], (
+        "held-out %s: %.3f with 2 ranks, %.3f with 1, want within %.2f "
+        "(chance: see test_pretraining_learns)" % (
+            key, two[key], one[key], TWO_RANK_TOLERANCE[key]))
 
 
 @needs_horovodrun
@@ -333,6 +345,7 @@ def test_classifier_mrpc_two_ranks_learns_as_one(albert_tree, learn_data,
              *classifier_args(learn_data, pretrained["checkpoint"], "MRPC",
                               mrpc_data, out, (steps, learning_rate / 2)))
   two = at_step(out / "eval_results.txt", MRPC_TRAINING[0] // 2)
-  assert two["eval_accuracy"] >= mrpc["eval_accuracy"] - TWO_RANK_TOLERANCE, (
-      "MRPC dev eval_accuracy %.3f with 2 ranks, %.3f with 1 (chance 0.5)" % (
-          two["eval_accuracy"], mrpc["eval_accuracy"]))
+  tolerance = TWO_RANK_TOLERANCE["eval_accuracy"]
+  assert two["eval_accuracy"] >= mrpc["eval_accuracy"] - tolerance, (
+      "MRPC dev eval_accuracy %.3f with 2 ranks, %.3f with 1, want within %.2f "
+      "(chance 0.5)" % (two["eval_accuracy"], mrpc["eval_accuracy"], tolerance))
