@@ -33,15 +33,80 @@ def sentence(rng):
   return text[0].upper() + text[1:]
 
 
+# The vocabulary of the learnable tasks below. Every word is in the corpus, so
+# the sentencepiece model trained on it keeps each one a single piece.
+NAMES = ["anna", "paul", "maria", "tom", "lucy", "omar", "nina", "ivan",
+         "sara", "leo", "emma", "hugo"]
+ROLES = ["driver", "pilot", "owner", "teacher", "doctor", "singer", "cook",
+         "guard"]
+ACTIONS = ["sees", "likes", "paints", "finds", "visits", "buys", "cleans",
+           "carries"]
+# Each thing has its own colour, so the masked-LM head can predict one from
+# the other.
+THINGS = {"house": "red", "boat": "small", "garden": "green", "tree": "big",
+          "car": "blue", "window": "open", "road": "long", "coat": "warm",
+          "river": "quiet", "tower": "tall"}
+# The attributes of the SQuAD task, each with its own values.
+ATTRIBUTES = {"name": NAMES, "job": ROLES, "thing": sorted(THINGS),
+              "kind": sorted(set(THINGS.values()))}
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth",
+            "seventh", "eighth", "ninth", "tenth"]
+
+
+# Three ways of saying "NAME ACTION the COLOUR THING": the tasks below draw
+# each sentence's wording at random, so only its key words carry the label.
+TEMPLATES = ["{name} {action} the {colour} {thing} .",
+             "it is the {colour} {thing} that {name} {action} .",
+             "the {colour} {thing} , {name} {action} it ."]
+KEYS = ("name", "action", "thing")
+CHOICES = {"name": NAMES, "action": ACTIONS, "thing": sorted(THINGS)}
+
+
+def _say(rng, keys):
+  """KEYS (name, action, thing) as a sentence in a random wording."""
+  return rng.choice(TEMPLATES).format(colour=THINGS[keys[2]], **dict(
+      zip(KEYS, keys)))
+
+
+def _story(rng):
+  """A document of numbered sentences about one person.
+
+  The ordinal that starts each sentence gives the sentence order away, the
+  person repeats through the document and each thing has a fixed colour: the
+  regularities that masked-LM and sentence-order prediction can learn. The
+  sentences are in the wordings of the fine-tuning tasks (TEMPLATES).
+  """
+  name = rng.choice(NAMES)
+  lines = []
+  for ordinal in ORDINALS[:rng.randint(4, 8)]:
+    keys = (name, rng.choice(ACTIONS), rng.choice(sorted(THINGS)))
+    lines.append("%s , %s" % (ordinal, _say(rng, keys)))
+  return lines
+
+
+def _attributes(rng):
+  """A document of numbered sentences giving values to the ATTRIBUTES."""
+  return ["%s , the %s is %s ." % (ordinal, attribute,
+                                   rng.choice(ATTRIBUTES[attribute]))
+          for ordinal, attribute in zip(ORDINALS, rng.sample(
+              sorted(ATTRIBUTES), len(ATTRIBUTES)))]
+
+
 def write_corpus(path, num_docs=120, seed=0):
-  """Writes a pretraining corpus: one sentence a line, blank line per doc."""
+  """Writes a pretraining corpus: one sentence a line, blank line per doc.
+
+  Documents are numbered stories and attribute lists (_story, _attributes) over
+  the words the fine-tuning tasks below use, in random order.
+  """
   rng = random.Random(seed)
   lines = []
   for _ in range(num_docs):
-    for _ in range(rng.randint(4, 8)):
-      lines.append(sentence(rng))
+    lines.extend(_story(rng) if rng.random() < 0.75 else _attributes(rng))
     lines.append("")
-  # Capital facts, so that SQuAD-style questions have answers in-vocabulary.
+  # The words of the task templates, and capital facts for the SQuAD-style
+  # questions about capitals, so that they are in the vocabulary too.
+  lines.append("what is the kind ? anna and tom .")
+  lines.append("")
   for city, country in zip(CITIES, COUNTRIES):
     lines.append("%s is the capital of %s." % (city, country))
   lines.append("")
@@ -50,14 +115,19 @@ def write_corpus(path, num_docs=120, seed=0):
 
 
 def train_sentencepiece(corpus, model_prefix, vocab_size=300):
-  """Trains a sentencepiece model as ALBERT's README does; returns paths."""
+  """Trains a sentencepiece model as ALBERT's README does; returns paths.
+
+  BPE rather than ALBERT's unigram: on a corpus this small and repetitive the
+  unigram trainer stops at about 130 pieces and splits most words into
+  letters, while BPE keeps each frequent word one piece.
+  """
   import sentencepiece as spm  # pylint: disable=import-outside-toplevel
   spm.SentencePieceTrainer.Train(
       input=str(corpus), model_prefix=str(model_prefix),
       vocab_size=vocab_size, pad_id=0, unk_id=1, eos_id=-1, bos_id=-1,
       control_symbols="[CLS],[SEP],[MASK]",
       user_defined_symbols="(,),\",-,.",
-      character_coverage=1.0, model_type="unigram",
+      character_coverage=1.0, model_type="bpe",
       hard_vocab_limit=False, minloglevel=2)
   return Path(str(model_prefix) + ".model"), Path(str(model_prefix) + ".vocab")
 
@@ -90,23 +160,41 @@ def write_albert_config(path, vocab_size, hidden_size=32, num_layers=2,
   return Path(path)
 
 
-def _paraphrase_pair(rng, index):
-  """An MRPC-like pair: label 1 if both sentences say the same thing."""
-  subj, verb, obj = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)
-  first = "%s %s %s." % (subj, verb, obj)
-  if index % 2 == 0:
-    second = "%s %s %s %s." % (subj, verb, obj, rng.choice(PLACES))
-    label = 1
-  else:
-    other = rng.choice([o for o in OBJECTS if o != obj])
-    second = "%s %s %s." % (rng.choice(SUBJECTS), rng.choice(VERBS), other)
-    label = 0
-  return label, first.capitalize(), second.capitalize()
+def _similar_pair(rng, shared):
+  """Two sentences about two people each, `shared` of them the same."""
+  people = rng.sample(NAMES, 4 - shared)
+  first, second = people[:2], people[2 - shared:]
+  rng.shuffle(second)
+  return tuple(_say(rng, (" and ".join(names), rng.choice(ACTIONS),
+                          rng.choice(sorted(THINGS))))
+               for names in (first, second))
+
+
+def _paraphrase_pair(rng, label):
+  """Two sentences: the same key words (label 1) or another person's (0)."""
+  first = tuple(rng.choice(CHOICES[key]) for key in KEYS)
+  if label:
+    return _say(rng, first), _say(rng, first)
+  second = (rng.choice([n for n in NAMES if n != first[0]]),
+            rng.choice(ACTIONS), rng.choice(sorted(THINGS)))
+  return _say(rng, first), _say(rng, second)
+
+
+def _balanced(rng, count, values):
+  """`count` values cycling through `values`, shuffled."""
+  out = [values[i % len(values)] for i in range(count)]
+  rng.shuffle(out)
+  return out
 
 
 def write_mrpc(data_dir, num_train=64, num_dev=16, num_test=8, seed=1):
   """Writes DATA_DIR/MRPC/{train,dev,test}.tsv in GLUE's MRPC format.
 
+  A pair is a paraphrase (label 1) when both sentences say the same person,
+  action and thing, whatever their wording; in a non-paraphrase (label 0) the
+  second sentence is about another person, its action and thing drawn
+  afresh. Only comparing the two sentences' persons tells the label. Labels
+  are balanced, so chance accuracy is 0.5.
   Returns DATA_DIR, the --data_dir that run_classifier.py takes.
   """
   rng = random.Random(seed)
@@ -115,36 +203,51 @@ def write_mrpc(data_dir, num_train=64, num_dev=16, num_test=8, seed=1):
   header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
   for name, count in (("train", num_train), ("dev", num_dev)):
     rows = [header]
-    for i in range(count):
-      label, a, b = _paraphrase_pair(rng, i)
+    for i, label in enumerate(_balanced(rng, count, [0, 1])):
+      a, b = _paraphrase_pair(rng, label)
       rows.append("%d\t%d\t%d\t%s\t%s" % (label, 2 * i, 2 * i + 1, a, b))
     (task_dir / ("%s.tsv" % name)).write_text("\n".join(rows) + "\n",
                                              encoding="utf-8")
   rows = ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"]
-  for i in range(num_test):
-    _, a, b = _paraphrase_pair(rng, i)
+  for i, label in enumerate(_balanced(rng, num_test, [0, 1])):
+    a, b = _paraphrase_pair(rng, label)
     rows.append("%d\t%d\t%d\t%s\t%s" % (i, 2 * i, 2 * i + 1, a, b))
   (task_dir / "test.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
   return Path(data_dir)
 
 
-def write_squad_v1(path, num_paragraphs=8, seed=2, prefix="q"):
-  """Writes a SQuAD v1.1-format JSON whose answers are spans of the context."""
+def write_squad_v1(path, num_paragraphs=8, seed=2, prefix="q",
+                   questions_per_paragraph=3):
+  """Writes a SQuAD v1.1-format JSON whose answers are spans of the context.
+
+  A context gives a value to each of the ATTRIBUTES, in random order ("the
+  kind is red . the name is anna . ..."); a question asks for one of them
+  ("what is the kind ?") and its answer is that value. Every context has
+  all the attributes, so only the question tells which value is the answer:
+  a model that ignores it is right once in len(ATTRIBUTES).
+  """
   rng = random.Random(seed)
   paragraphs = []
   for p in range(num_paragraphs):
-    pairs = rng.sample(list(zip(CITIES, COUNTRIES)), 3)
-    context = " ".join("%s is the capital of %s." % pair for pair in pairs)
+    attributes = rng.sample(sorted(ATTRIBUTES), len(ATTRIBUTES))
+    values = [rng.choice(ATTRIBUTES[a]) for a in attributes]
+    context, starts = "", []
+    for attribute, value in zip(attributes, values):
+      context += "the %s is " % attribute
+      starts.append(len(context))
+      context += value + " . "
+    context = context.rstrip()
     qas = []
-    for q, (city, country) in enumerate(pairs):
+    for q, k in enumerate(rng.sample(range(len(attributes)),
+                                     questions_per_paragraph)):
       qas.append({
           "id": "%s%d_%d" % (prefix, p, q),
-          "question": "What is the capital of %s?" % country,
-          "answers": [{"text": city, "answer_start": context.index(city)}],
+          "question": "what is the %s ?" % attributes[k],
+          "answers": [{"text": values[k], "answer_start": starts[k]}],
       })
     paragraphs.append({"context": context, "qas": qas})
   data = {"version": "1.1",
-          "data": [{"title": "Capitals", "paragraphs": paragraphs}]}
+          "data": [{"title": "Attributes", "paragraphs": paragraphs}]}
   Path(path).write_text(json.dumps(data), encoding="utf-8")
   return Path(path)
 
@@ -152,8 +255,10 @@ def write_squad_v1(path, num_paragraphs=8, seed=2, prefix="q"):
 def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
   """Writes DATA_DIR/STS-B/{train,dev,test}.tsv in GLUE's STS-B format.
 
-  The score (0 to 5) is 5 times the share of words the two sentences have in
-  common, so it is a real regression target. Returns DATA_DIR.
+  Each sentence is about two people ("anna and tom paint the red house ."),
+  in a random wording, and the score is 5 times the share of the people both
+  name: 0, 2.5 or 5, equally often; actions and things are drawn afresh.
+  Returns DATA_DIR.
   """
   rng = random.Random(seed)
   task_dir = Path(data_dir) / "STS-B"
@@ -162,12 +267,9 @@ def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
             "sentence1\tsentence2")
   for name, count in (("train", num_train), ("dev", num_dev), ("test", 8)):
     rows = [header + ("\tscore" if name != "test" else "")]
-    for i in range(count):
-      a, b = sentence(rng), sentence(rng)
-      if i % 2 == 0:
-        b = a
-      words_a, words_b = set(a.lower().split()), set(b.lower().split())
-      score = 5.0 * len(words_a & words_b) / len(words_a | words_b)
+    for i, shared in enumerate(_balanced(rng, count, [0, 1, 2])):
+      a, b = _similar_pair(rng, shared)
+      score = 5.0 * shared / 2
       row = "%d\tmain-captions\tMSRvid\t2012test\t%04d\tnone\tnone\t%s\t%s" % (
           i, i, a, b)
       if name != "test":
