@@ -300,8 +300,9 @@ def test_run_squad_v1(albert_tree, pretraining_data, pretrained, work):
   assert final, proc.stderr[-3000:]
 
 
-def squad_args(data, work, out, *extra):
-  train_file = albert_data.write_squad_v1(work / "squad_train.json")
+def squad_args(data, work, out, *extra, train_file=None):
+  """run_squad_v1.py's training flags, or run_squad_v2.py's with its train_file."""
+  train_file = train_file or albert_data.write_squad_v1(work / "squad_train.json")
   return ["--albert_config_file=%s" % data["config"],
           "--vocab_file=%s" % data["spm_vocab"],
           "--spm_model_file=%s" % data["spm_model"],
@@ -336,6 +337,17 @@ def test_fine_tuning_with_precision_bf16(albert_tree, pretraining_data, pretrain
     assert final and math.isfinite(float(final.group(1))), proc.stderr[-3000:]
 
 
+def race_args(data, work, out, *extra):
+  return ["--data_dir=%s" % albert_data.write_race(work / "race_data"),
+          "--albert_config_file=%s" % data["config"],
+          "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"],
+          "--output_dir=%s" % out, "--train_file=%s" % (out / "train.tfrecord"),
+          "--do_train", "--max_seq_length=%d" % SEQ, "--max_qa_length=16",
+          "--train_batch_size=8", "--learning_rate=1e-3",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+
+
 def script_args(script, data, work, out):
   """The least each script needs to get as far as its RunConfig."""
   if script == "run_pretraining.py":
@@ -347,7 +359,32 @@ def script_args(script, data, work, out):
             "--output_dir=%s" % out, "--albert_config_file=%s" % data["config"],
             "--vocab_file=%s" % data["spm_vocab"], "--spm_model_file=%s" % data["spm_model"],
             "--do_train", "--max_seq_length=%d" % SEQ]
+  if script == "run_race.py":
+    return race_args(data, work, out)
+  if script == "run_squad_v2.py":
+    return squad_args(data, work, out, train_file=albert_data.write_squad_v2(
+        work / "squad_v2_train.json"))
   return squad_args(data, work, out)
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
+@pytest.mark.parametrize("script,steps", [
+    ("run_squad_v2.py", ["--num_train_epochs=1"]),
+    ("run_race.py", ["--train_step=3", "--warmup_step=1"])])
+def test_squad_v2_and_race_with_precision_bf16(albert_tree, pretraining_data, work,
+                                               script, steps):
+  """run_squad_v2.py and run_race.py train with the oneDNN rewrite on, on
+  top of their ScopedAllocator session config, as the other fine-tuning
+  scripts do (a few steps from scratch: the rewrite, not the model, is
+  under test)."""
+  out = work / ("bf16_" + script)
+  proc = run(albert_tree, script, *script_args(script, pretraining_data, work, out),
+             *steps, "--precision=bf16", cwd=work, env=bf16_env())
+  assert BF16_ON_CPU in proc.stderr
+  converted = converted_to_bfloat16(proc.stderr)
+  assert converted and max(converted) > 0, proc.stderr[-3000:]
+  final = re.search(r"Loss for final step: (\S+)\.$", proc.stderr, re.M)
+  assert final and math.isfinite(float(final.group(1))), proc.stderr[-3000:]
 
 
 FP16_ON_CPU = ("error: --precision=fp16 is not supported on a CPU (TensorFlow 2.15 only "
@@ -356,7 +393,8 @@ FP16_ON_CPU = ("error: --precision=fp16 is not supported on a CPU (TensorFlow 2.
 
 
 @pytest.mark.parametrize("script", ["run_pretraining.py", "run_classifier.py",
-                                    "run_squad_v1.py"])
+                                    "run_squad_v1.py", "run_squad_v2.py",
+                                    "run_race.py"])
 def test_unsupported_precision_stops_with_one_line(albert_tree, pretraining_data, work,
                                                    script):
   """fp16 on this CPU is an error, not a float32 run; so is a precision absl
