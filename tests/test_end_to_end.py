@@ -343,7 +343,8 @@ def race_args(data, work, out, *extra):
           "--vocab_file=%s" % data["spm_vocab"],
           "--spm_model_file=%s" % data["spm_model"],
           "--output_dir=%s" % out, "--train_file=%s" % (out / "train.tfrecord"),
-          "--do_train", "--max_seq_length=%d" % SEQ, "--max_qa_length=16",
+          # upstream's run_race.py evaluates by default
+          "--do_train", "--nodo_eval", "--max_seq_length=%d" % SEQ, "--max_qa_length=16",
           "--train_batch_size=8", "--learning_rate=1e-3",
           "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
 
