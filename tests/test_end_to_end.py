@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -126,6 +127,8 @@ def test_pretraining_trains_and_writes_checkpoint(pretrained,
   assert last(results, "loss") < untrained - 0.1, (results, untrained)
   log = pretrained["first"].stderr
   assert "Saving checkpoints for %d into" % STEPS_1 in log
+  # The default precision adds no rewrite: the estimator's own session config.
+  assert "Precision: fp32 on CPU" in log
 
 
 def cpu_has_bfloat16():
@@ -136,14 +139,26 @@ def cpu_has_bfloat16():
   return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def converted_to_bfloat16(log):
+  """The node counts Grappler's oneDNN rewrite logs as converted to bfloat16."""
+  return [int(n) for n in re.findall(r"Converted (\d+)/\d+ nodes to bfloat16", log)]
+
+
+# Grappler says what it converted in an INFO line of TensorFlow's C++ log.
+def bf16_env():
+  return dict(script_env(), TF_CPP_MIN_LOG_LEVEL="0")
+
+
+BF16_ON_CPU = "Precision: bf16 on CPU: auto_mixed_precision_onednn_bfloat16"
+
+
 @pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
-def test_pretraining_with_bf16_amp(albert_tree, pretraining_data, work):
+def test_pretraining_with_precision_bf16(albert_tree, pretraining_data, work):
   out = work / "pretrain_bf16"
-  # Grappler says what it converted in an INFO line of TensorFlow's C++ log.
-  env = dict(script_env(), TF_CPP_MIN_LOG_LEVEL="0")
-  proc = pretrain(albert_tree, pretraining_data, out, STEPS_1, work, "--use_bf16_amp", env=env)
-  converted = [int(n) for n in re.findall(r"Converted (\d+)/\d+ nodes to bfloat16",
-                                          proc.stderr)]
+  proc = pretrain(albert_tree, pretraining_data, out, STEPS_1, work, "--precision=bf16",
+                  env=bf16_env())
+  assert BF16_ON_CPU in proc.stderr
+  converted = converted_to_bfloat16(proc.stderr)
   assert converted and max(converted) > 0, proc.stderr[-3000:]
   results = read_results(out / "eval_results.txt")
   assert last(results, "global_step") == STEPS_1
@@ -283,6 +298,123 @@ def test_run_squad_v1(albert_tree, pretraining_data, pretrained, work):
   final = re.findall(r"^\S*\s*(exact_match|f1) = ([\d.]+)$",
                      proc.stderr, re.M)
   assert final, proc.stderr[-3000:]
+
+
+def squad_args(data, work, out, *extra, train_file=None):
+  """run_squad_v1.py's training flags, or run_squad_v2.py's with its train_file."""
+  train_file = train_file or albert_data.write_squad_v1(work / "squad_train.json")
+  return ["--albert_config_file=%s" % data["config"],
+          "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"],
+          "--output_dir=%s" % out, "--train_file=%s" % train_file,
+          "--train_feature_file=%s" % (out / "train.tfrecord"),
+          "--do_train", "--do_lower_case", "--max_seq_length=64",
+          "--doc_stride=32", "--max_query_length=16",
+          "--train_batch_size=8", "--learning_rate=1e-3",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
+def test_fine_tuning_with_precision_bf16(albert_tree, pretraining_data, pretrained, work):
+  """Both fine-tuning scripts train with the oneDNN rewrite on, on top of the
+  ScopedAllocator session config they pass (tests/test_precision.py checks
+  that the config keeps both)."""
+  data_dir = albert_data.write_mrpc(work / "glue")
+  mrpc = run(albert_tree, "run_classifier.py",
+             *classifier_args(pretraining_data, pretrained, "MRPC", data_dir,
+                              work / "mrpc_bf16", 4),
+             "--do_train", "--precision=bf16", cwd=work, env=bf16_env())
+  squad = run(albert_tree, "run_squad_v1.py",
+              *squad_args(pretraining_data, work, work / "squad_bf16",
+                          "--init_checkpoint=%s" % pretrained["checkpoint"],
+                          "--num_train_epochs=0.5", "--precision=bf16"),
+              cwd=work, env=bf16_env())
+  for proc in (mrpc, squad):
+    assert BF16_ON_CPU in proc.stderr
+    converted = converted_to_bfloat16(proc.stderr)
+    assert converted and max(converted) > 0, proc.stderr[-3000:]
+    final = re.search(r"Loss for final step: (\S+)\.$", proc.stderr, re.M)
+    assert final and math.isfinite(float(final.group(1))), proc.stderr[-3000:]
+
+
+def race_args(data, work, out, *extra):
+  return ["--data_dir=%s" % albert_data.write_race(work / "race_data"),
+          "--albert_config_file=%s" % data["config"],
+          "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"],
+          "--output_dir=%s" % out, "--train_file=%s" % (out / "train.tfrecord"),
+          # upstream's run_race.py evaluates by default
+          "--do_train", "--nodo_eval", "--max_seq_length=%d" % SEQ, "--max_qa_length=16",
+          "--train_batch_size=8", "--learning_rate=1e-3",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+
+
+def script_args(script, data, work, out):
+  """The least each script needs to get as far as its RunConfig."""
+  if script == "run_pretraining.py":
+    return ["--input_file=%s" % data["record"], "--output_dir=%s" % out,
+            "--albert_config_file=%s" % data["config"], "--do_train",
+            "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % MAX_PRED]
+  if script == "run_classifier.py":
+    return ["--task_name=MRPC", "--data_dir=%s" % albert_data.write_mrpc(work / "glue"),
+            "--output_dir=%s" % out, "--albert_config_file=%s" % data["config"],
+            "--vocab_file=%s" % data["spm_vocab"], "--spm_model_file=%s" % data["spm_model"],
+            "--do_train", "--max_seq_length=%d" % SEQ]
+  if script == "run_race.py":
+    return race_args(data, work, out)
+  if script == "run_squad_v2.py":
+    return squad_args(data, work, out, train_file=albert_data.write_squad_v2(
+        work / "squad_v2_train.json"))
+  return squad_args(data, work, out)
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
+@pytest.mark.parametrize("script,steps", [
+    ("run_squad_v2.py", ["--num_train_epochs=1"]),
+    ("run_race.py", ["--train_step=3", "--warmup_step=1"])])
+def test_squad_v2_and_race_with_precision_bf16(albert_tree, pretraining_data, work,
+                                               script, steps):
+  """run_squad_v2.py and run_race.py train with the oneDNN rewrite on, on
+  top of their ScopedAllocator session config, as the other fine-tuning
+  scripts do (a few steps from scratch: the rewrite, not the model, is
+  under test)."""
+  out = work / ("bf16_" + script)
+  proc = run(albert_tree, script, *script_args(script, pretraining_data, work, out),
+             *steps, "--precision=bf16", cwd=work, env=bf16_env())
+  assert BF16_ON_CPU in proc.stderr
+  converted = converted_to_bfloat16(proc.stderr)
+  assert converted and max(converted) > 0, proc.stderr[-3000:]
+  final = re.search(r"Loss for final step: (\S+)\.$", proc.stderr, re.M)
+  assert final and math.isfinite(float(final.group(1))), proc.stderr[-3000:]
+
+
+FP16_ON_CPU = ("error: --precision=fp16 is not supported on a CPU (TensorFlow 2.15 only "
+               "emulates float16 there, in float32); use --precision=bf16 on a CPU with "
+               "AVX-512, or fp16 on a GPU.")
+
+
+@pytest.mark.parametrize("script", ["run_pretraining.py", "run_classifier.py",
+                                    "run_squad_v1.py", "run_squad_v2.py",
+                                    "run_race.py"])
+def test_unsupported_precision_stops_with_one_line(albert_tree, pretraining_data, work,
+                                                   script):
+  """fp16 on this CPU is an error, not a float32 run; so is a precision absl
+  does not know (its check is the flag's own, the same in every script)."""
+  out = work / ("fp16_" + script)
+  cmd = [sys.executable, str(albert_tree / script),
+         *script_args(script, pretraining_data, work, out)]
+  proc = subprocess.run(cmd + ["--precision=fp16"], cwd=work, env=script_env(),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == FP16_ON_CPU
+  assert not list(out.glob("*")), "the run wrote %s" % list(out.glob("*"))
+  if script != "run_pretraining.py":
+    return
+  proc = subprocess.run(cmd + ["--precision=fp8"], cwd=work, env=script_env(),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 1
+  assert ("flag --precision=fp8: value should be one of <fp32|bf16|fp16>"
+          in proc.stderr), proc.stderr[-3000:]
 
 
 def test_stsb_metrics_match_numpy(albert_tree, monkeypatch):
