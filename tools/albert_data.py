@@ -331,10 +331,12 @@ def _race_article(rng, number):
   The article says which thing each of three people likes ("anna likes the
   red house ."); a question asks, as a RACE cloze with "_" for the option,
   what one of them likes ("tom likes _ ."). The right option is that person's
-  thing; the three others are other things, among them often the things the
-  article gives the other two people, so only reading whose thing it is tells
-  the answer: a model that does not is right once in four. The words are the
-  corpus's (write_corpus), each one sentencepiece piece.
+  thing; the three others are things the article does not mention, so only
+  reading the article tells the answer: a model that does not is right once
+  in four. (With the other people's things among the wrong options, a tiny
+  model stays at the share that "the option the article mentions" gets right
+  in a few minutes of training.) The words are the corpus's (write_corpus),
+  each one sentencepiece piece.
   """
   people = rng.sample(NAMES, 3)
   things = rng.sample(sorted(THINGS), 3)
@@ -344,7 +346,7 @@ def _race_article(rng, number):
   questions, options, answers = [], [], []
   for person, thing, obj in zip(people, things, objects):
     wrong = ["the %s %s" % (THINGS[t], t) for t in rng.sample(
-        [t for t in sorted(THINGS) if t != thing], 3)]
+        [t for t in sorted(THINGS) if t not in things], 3)]
     choices = wrong[:]
     position = rng.randrange(4)
     choices.insert(position, obj)
