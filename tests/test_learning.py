@@ -57,12 +57,15 @@ RACE_TRAINING = (600, 3e-4)
 # (0.42, 0.43, 0.44, 0.44; unigram baseline 0.17) and sentence-order accuracy
 # (0.78, 0.79, 0.84, 0.95); MRPC accuracy (0.985, 0.985, 0.985, and 0.805 in
 # one demo run); STS-B Pearson (0.81, 0.82); SQuAD exact match (100, 100).
+# SQuAD 2.0 exact (99.4, 96.1, 98.9, 99.4, 90.0; load 4 to 7) and RACE
+# accuracy (0.98, 0.93, 0.98, 0.84; load 4 to 7; 400 steps instead of 600
+# reached only 0.54, so the steps are not to be cut).
 MLM_ACCURACY = 0.3
 SOP_ACCURACY = 0.65
 MRPC_ACCURACY = 0.75
 STSB_PEARSON = 0.6
 SQUAD_EXACT_MATCH = 80.0
-SQUAD_V2_EXACT = 80.0
+SQUAD_V2_EXACT = 70.0
 RACE_ACCURACY = 0.6
 # How far a 2-process run of the same optimisation (on_two_ranks) may fall
 # below the 1-process one: the spread between 1-process runs. The input
