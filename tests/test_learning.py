@@ -1,13 +1,13 @@
 """The scripts learn: metrics they report themselves, far above chance.
 
 One chain, built once per session: sentencepiece model -> pretraining data ->
-run_pretraining.py -> run_classifier.py (MRPC, STS-B) and run_squad_v1.py from
-the pretraining checkpoint, then run_squad_v2.py and run_race.py from it too,
-on the generated tasks of tools/albert_data.py,
-whose labels can only be told by reading the input. Each test reads the metric
-the script wrote (eval_results.txt, squad_v2_eval.json) and compares it with a threshold set,
-with margin, below what repeated runs reached on a loaded 2-core machine, and
-far above chance; the message names both. The same pretraining and MRPC
+run_pretraining.py -> run_classifier.py (MRPC, STS-B), run_squad_v1.py,
+run_squad_v2.py and run_race.py from the pretraining checkpoint, on the
+generated tasks of tools/albert_data.py, whose labels can only be told by
+reading the input. Each test reads the metric the script wrote
+(eval_results.txt, or squad_v2_eval.json) and compares it with a threshold
+set, with margin, below what repeated runs reached on a loaded 2-core machine,
+and far above chance; the message names both. The same pretraining and MRPC
 fine-tuning under `horovodrun -np 2 --gloo` must reach the 1-process figures
 within a small tolerance.
 """
