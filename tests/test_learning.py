@@ -50,23 +50,24 @@ SQUAD_V2_EPOCHS = 10
 SQUAD_V2_LEARNING_RATE = 3e-4
 RACE_ARTICLES = 300
 RACE_DEV_ARTICLES = 60
-RACE_TRAINING = (600, 3e-4)
+RACE_TRAINING = (1200, 3e-4)
 
 # Thresholds, and (in brackets) what runs of this chain reached on a shared
 # 2-core machine under a load of 7 to 11: held-out masked-LM accuracy
 # (0.42, 0.43, 0.44, 0.44; unigram baseline 0.17) and sentence-order accuracy
 # (0.78, 0.79, 0.84, 0.95); MRPC accuracy (0.985, 0.985, 0.985, and 0.805 in
 # one demo run); STS-B Pearson (0.81, 0.82); SQuAD exact match (100, 100).
-# SQuAD 2.0 exact (99.4, 96.1, 98.9, 99.4, 90.0; load 4 to 7) and RACE
-# accuracy (0.98, 0.93, 0.98, 0.84; load 4 to 7; 400 steps instead of 600
-# reached only 0.54, so the steps are not to be cut).
+# SQuAD 2.0 exact (99.4, 96.1, 98.9, 99.4, 90.0, 86.1; load 4 to 7) and RACE
+# accuracy (1.0, 1.0 after 1200 steps; load 4 to 7). RACE is learnt late and
+# abruptly: after 600 steps runs reached 0.98, 0.93, 0.98, 0.84, 0.99, 0.93
+# but also 0.57, after 400 steps 0.54, so its steps are not to be cut.
 MLM_ACCURACY = 0.3
 SOP_ACCURACY = 0.65
 MRPC_ACCURACY = 0.75
 STSB_PEARSON = 0.6
 SQUAD_EXACT_MATCH = 80.0
 SQUAD_V2_EXACT = 70.0
-RACE_ACCURACY = 0.6
+RACE_ACCURACY = 0.7
 # How far a 2-process run of the same optimisation (on_two_ranks) may fall
 # below the 1-process one: the spread between 1-process runs. The input
 # pipelines shuffle without a seed, so runs differ: masked-LM accuracy by
