@@ -58,9 +58,10 @@ RACE_TRAINING = (1200, 3e-4)
 # (0.78, 0.79, 0.84, 0.95); MRPC accuracy (0.985, 0.985, 0.985, and 0.805 in
 # one demo run); STS-B Pearson (0.81, 0.82); SQuAD exact match (100, 100).
 # SQuAD 2.0 exact (99.4, 96.1, 98.9, 99.4, 90.0, 86.1, 98.9; load 4 to 7)
-# and RACE accuracy (1.0, 1.0, 0.94, 0.97, 1.0 after 1200 steps; load 4 to 7). RACE is learnt late and
-# abruptly: after 600 steps runs reached 0.98, 0.93, 0.98, 0.84, 0.99, 0.93
-# but also 0.57, after 400 steps 0.54, so its steps are not to be cut.
+# and RACE accuracy (1.0, 1.0, 0.94, 0.97, 1.0 after 1200 steps; load 4 to
+# 7). RACE is learnt late and abruptly: after 600 steps runs reached 0.98,
+# 0.93, 0.98, 0.84, 0.99, 0.93 but also 0.57, after 400 steps 0.54, so its
+# steps are not to be cut.
 MLM_ACCURACY = 0.3
 SOP_ACCURACY = 0.65
 MRPC_ACCURACY = 0.75
