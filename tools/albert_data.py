@@ -328,23 +328,29 @@ def write_squad_v2(path, num_paragraphs=8, seed=6, prefix="u"):
 def _race_article(rng, number):
   """One RACE-style article with questions whose answer the article states.
 
-  The article says which object each of three people likes; a question asks
-  what one of them likes, and the right option is that object, the three
-  others being objects the article does not give that person.
+  The article says which thing each of three people likes ("anna likes the
+  red house ."); a question asks, as a RACE cloze with "_" for the option,
+  what one of them likes ("tom likes _ ."). The right option is that person's
+  thing; the three others are things the article does not mention, so only
+  reading the article tells the answer: a model that does not is right once
+  in four. (With the other people's things among the wrong options, a tiny
+  model stays at the share that "the option the article mentions" gets right
+  in a few minutes of training.) The words are the corpus's (write_corpus),
+  each one sentencepiece piece.
   """
-  people = rng.sample(SUBJECTS, 3)
-  objects = rng.sample(OBJECTS, 3)
-  article = " ".join("%s likes %s." % (person, obj)
+  people = rng.sample(NAMES, 3)
+  things = rng.sample(sorted(THINGS), 3)
+  objects = ["the %s %s" % (THINGS[thing], thing) for thing in things]
+  article = " ".join("%s likes %s ." % (person, obj)
                      for person, obj in zip(people, objects))
-  article = ". ".join(s.strip().capitalize() for s in article.split(".")
-                      if s.strip()) + "."
   questions, options, answers = [], [], []
-  for person, obj in zip(people, objects):
-    wrong = rng.sample([o for o in OBJECTS if o != obj], 3)
+  for person, thing, obj in zip(people, things, objects):
+    wrong = ["the %s %s" % (THINGS[t], t) for t in rng.sample(
+        [t for t in sorted(THINGS) if t not in things], 3)]
     choices = wrong[:]
     position = rng.randrange(4)
     choices.insert(position, obj)
-    questions.append("What does %s like?" % person)
+    questions.append("%s likes _ ." % person)
     options.append(choices)
     answers.append("ABCD"[position])
   return {"id": "%d.txt" % number, "article": article,
