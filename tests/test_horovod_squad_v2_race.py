@@ -21,8 +21,8 @@ import albert_data
 # The same tiny model and data, launcher and checks as the other scripts'.
 from test_horovod_training import (  # pylint: disable=unused-import
     HOROVODRUN, LEARNING_RATE, assert_learning_rate, assert_only_rank0_saves,
-    assert_perf, assert_ranks_identical, count_records, data, horovodrun,
-    recording)
+    assert_perf, assert_ranks_identical, assert_squad_trained_on_two_ranks,
+    count_records, data, horovodrun, recording)
 
 pytestmark = pytest.mark.skipif(not HOROVODRUN.exists(),
                                 reason="horovodrun not installed")
@@ -51,16 +51,7 @@ def test_squad_v2_two_ranks(albert_tree, data, tmp_path):
       "--train_batch_size", 2, "--predict_batch_size", 4,
       "--num_train_epochs", 1, "--learning_rate", LEARNING_RATE,
       "--save_checkpoints_steps", 100])
-  # 21 examples / (2 per worker * 2 workers) = 5 steps.
-  assert (out / "model.ckpt-5.index").exists()
-  assert_learning_rate(out, 2)
-  assert_only_rank0_saves(out)
-  assert_ranks_identical(record, out / "model.ckpt-5")
-  assert not (out / "train.tf_record").exists()
-  assert count_records(out / "train.tf_record_0") > 0
-  assert count_records(out / "train.tf_record_1") > 0
-  assert "[0]<stderr>:INFO:tensorflow:  Num orig examples = 11\n" in log
-  assert "[1]<stderr>:INFO:tensorflow:  Num orig examples = 10\n" in log
+  assert_squad_trained_on_two_ranks(out, log, record)
   # Rank 0 only predicts and scores.
   for name in ("predictions.json", "nbest_predictions.json", "null_odds.json",
                "squad_v2_eval.json", "eval_results.txt"):
