@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOROVOD_VERSION := 0.28.1
 # Upstream comes from the lock's URL unless ALBERT_UPSTREAM names a clone or bundle; the offline
-# bundle beside this checkout, where there is one, is the default (as for the tests).
+# bundle beside this checkout, where there is one, is the default (the tests' and the bench's
+# default too: fetch.SHARED_BUNDLE).
 export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-research-albert.bundle)
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
@@ -63,6 +64,9 @@ check: setup
 demo: apply
 	$(PY) tools/demo.py
 
+# The series check and the tests' builds on the real upstream share one cache, so upstream is
+# converted once per cache (a fresh clone's build/cache in CI).
+test: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
 test: setup gaudi-env
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q tests

@@ -1,4 +1,5 @@
 """Shared fixtures: the real pinned upstream, and a patched tree built by the tool."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,9 +13,13 @@ sys.path.insert(0, str(PROJECT / "tools"))
 
 from albert_patches.fetch import SHARED_BUNDLE  # noqa: E402  (the tool, for its constants)
 
+# The tiny ALBERT data and pretraining that the script tests share (tiny_data, tiny_pretrained).
+pytest_plugins = ["tiny_albert"]
+
 
 # The fixtures that build something real: a test using one is slow (see `make test-fast`).
-SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream", "template", "project"}
+SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream_cache", "upstream", "template",
+                 "project"}
 
 
 def pytest_collection_modifyitems(items):
@@ -32,7 +37,16 @@ def upstream_source():
 
 
 @pytest.fixture(scope="session")
-def albert_tree(tmp_path_factory):
+def upstream_cache(tmp_path_factory):
+  """The tool's cache for every run on the real upstream in the session, so that upstream is
+  converted once: ALBERT_PATCHES_CACHE where it is set (`make test` shares it with its `check`),
+  else a fresh directory."""
+  explicit = os.environ.get("ALBERT_PATCHES_CACHE")
+  return Path(explicit).resolve() if explicit else tmp_path_factory.mktemp("upstream-cache")
+
+
+@pytest.fixture(scope="session")
+def albert_tree(tmp_path_factory, upstream_cache):
   """A patched tree, built once per test session with `tools/apply_patches.py apply`.
 
   ALBERT_TREE=DIR uses an already built tree instead (quicker while developing).
@@ -41,13 +55,20 @@ def albert_tree(tmp_path_factory):
   if prebuilt:
     return Path(prebuilt).resolve()
   out = tmp_path_factory.mktemp("tree") / "albert"
-  cache = tmp_path_factory.mktemp("cache")
-  env = dict(os.environ, ALBERT_PATCHES_CACHE=str(cache))
+  env = dict(os.environ, ALBERT_PATCHES_CACHE=str(upstream_cache))
   subprocess.run(
       [sys.executable, str(PROJECT / "tools" / "apply_patches.py"), "apply",
        "--out", str(out), "--upstream", upstream_source()],
       check=True, env=env)
   return out
+
+
+def load_tree_module(tree, filename, name):
+  """A fresh import of TREE/FILENAME as module NAME, without putting the tree on sys.path."""
+  spec = importlib.util.spec_from_file_location(name, Path(tree) / filename)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def run_script(tree, script, *args, cwd=None, env=None, timeout=900):

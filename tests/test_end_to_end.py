@@ -1,15 +1,12 @@
 """ALBERT end to end on TensorFlow 2, run as a user runs the scripts.
 
-On small generated data (tests/albert_data.py), on the CPU, with upstream's
-flags: sentencepiece model -> create_pretraining_data.py ->
-run_pretraining.py (train, eval, resume) -> run_classifier.py (MRPC and
-STS-B) and run_squad_v1.py, both from the pretraining checkpoint.
-Every script is started as `python TREE/SCRIPT ...` from a directory
-outside the tree, without PYTHONPATH.
+On the session's tiny ALBERT (tests/tiny_albert.py), on the CPU, with
+upstream's flags: create_pretraining_data.py -> run_pretraining.py (train,
+eval, resume) -> run_classifier.py (MRPC and STS-B) and run_squad_v1.py,
+both from the pretraining checkpoint; precision flags in every script.
 """
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -18,39 +15,8 @@ import numpy as np
 import pytest
 
 import albert_data
-from conftest import run_script
-
-SEQ = 32
-MAX_PRED = 5
-STEPS_1 = 20
-STEPS_2 = 80
-
-
-def script_env():
-  env = dict(os.environ)
-  env.pop("PYTHONPATH", None)
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-  return env
-
-
-def run(tree, script, *args, cwd, env=None):
-  return run_script(tree, script, *args, cwd=cwd, env=env or script_env())
-
-
-def read_results(path):
-  """Parses `key = value` lines (the scripts' eval_results.txt) in order."""
-  results = []
-  for line in path.read_text().splitlines():
-    match = re.match(r"^(\w+) = (-?[\d.eE+-]+|nan|inf)$", line.strip())
-    if match:
-      results.append((match.group(1), float(match.group(2))))
-  return results
-
-
-def last(results, key):
-  values = [v for k, v in results if k == key]
-  assert values, (key, results)
-  return values[-1]
+from tiny_albert import (MAX_PRED, SEQ, STEPS_1, STEPS_2, last, model_args, pretrain,
+                         read_results, run, script_env, squad_args)
 
 
 @pytest.fixture(scope="module")
@@ -58,74 +24,23 @@ def work(tmp_path_factory):
   return tmp_path_factory.mktemp("e2e")
 
 
-@pytest.fixture(scope="module")
-def pretraining_data(albert_tree, work):
-  corpus = albert_data.write_corpus(work / "corpus.txt")
-  spm_model, spm_vocab = albert_data.train_sentencepiece(corpus, work / "spm")
-  vocab_size = len(spm_vocab.read_text(encoding="utf-8").splitlines())
-  config = albert_data.write_albert_config(
-      work / "albert_config.json", vocab_size=vocab_size,
-      max_position_embeddings=64)
-  record = work / "pretrain.tfrecord"
-  proc = run(albert_tree, "create_pretraining_data.py",
-             "--input_file=%s" % corpus, "--output_file=%s" % record,
-             "--vocab_file=%s" % spm_vocab, "--spm_model_file=%s" % spm_model,
-             "--max_seq_length=%d" % SEQ,
-             "--max_predictions_per_seq=%d" % MAX_PRED,
-             "--masked_lm_prob=0.15", "--dupe_factor=3",
-             "--random_seed=12345", cwd=work)
-  written = re.search(r"Wrote (\d+) total instances", proc.stderr)
-  assert written and int(written.group(1)) > 100, proc.stderr[-3000:]
-  assert record.stat().st_size > 0
-  return dict(spm_model=spm_model, spm_vocab=spm_vocab, config=config,
-              record=record, vocab_size=vocab_size)
+def test_create_pretraining_data(tiny_data):
+  assert tiny_data["vocab_size"] > 50
 
 
-def pretrain(tree, data, output_dir, steps, cwd, *extra, env=None):
-  return run(tree, "run_pretraining.py",
-             "--input_file=%s" % data["record"],
-             "--output_dir=%s" % output_dir,
-             "--albert_config_file=%s" % data["config"],
-             "--do_train", "--do_eval",
-             "--train_batch_size=16", "--eval_batch_size=16",
-             "--max_seq_length=%d" % SEQ,
-             "--max_predictions_per_seq=%d" % MAX_PRED,
-             "--optimizer=lamb", "--learning_rate=5e-3",
-             "--num_train_steps=%d" % steps, "--num_warmup_steps=5",
-             "--save_checkpoints_steps=20", "--iterations_per_loop=10",
-             "--max_eval_steps=8", *extra, cwd=cwd, env=env)
-
-
-@pytest.fixture(scope="module")
-def pretrained(albert_tree, pretraining_data, work):
-  out = work / "pretrain"
-  first = pretrain(albert_tree, pretraining_data, out, STEPS_1, work)
-  results_1 = read_results(out / "eval_results.txt")
-  ckpt_state_1 = (out / "checkpoint").read_text()
-  second = pretrain(albert_tree, pretraining_data, out, STEPS_2, work)
-  results_2 = read_results(out / "eval_results.txt")
-  return dict(out=out, first=first, second=second, results_1=results_1,
-              results_2=results_2, ckpt_state_1=ckpt_state_1,
-              checkpoint=out / ("model.ckpt-%d" % STEPS_2))
-
-
-def test_create_pretraining_data(pretraining_data):
-  assert pretraining_data["vocab_size"] > 50
-
-
-def test_pretraining_trains_and_writes_checkpoint(pretrained,
-                                                  pretraining_data):
-  results = pretrained["results_1"]
+def test_pretraining_trains_and_writes_checkpoint(tiny_pretrained,
+                                                  tiny_data):
+  results = tiny_pretrained["results_1"]
   assert last(results, "global_step") == STEPS_1
   for key in ("loss", "masked_lm_loss", "sentence_order_loss"):
     assert math.isfinite(last(results, key)), results
   assert 'model_checkpoint_path: "model.ckpt-%d"' % STEPS_1 in (
-      pretrained["ckpt_state_1"])
+      tiny_pretrained["ckpt_state_1"])
   # Already below the loss of an untrained model (uniform over the
   # vocabulary for the masked LM, a coin toss for sentence order).
-  untrained = math.log(pretraining_data["vocab_size"]) + math.log(2)
+  untrained = math.log(tiny_data["vocab_size"]) + math.log(2)
   assert last(results, "loss") < untrained - 0.1, (results, untrained)
-  log = pretrained["first"].stderr
+  log = tiny_pretrained["first"].stderr
   assert "Saving checkpoints for %d into" % STEPS_1 in log
   # The default precision adds no rewrite: the estimator's own session config.
   assert "Precision: fp32 on CPU" in log
@@ -153,22 +68,22 @@ BF16_ON_CPU = "Precision: bf16 on CPU: auto_mixed_precision_onednn_bfloat16"
 
 
 @pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
-def test_pretraining_with_precision_bf16(albert_tree, pretraining_data, work):
+def test_pretraining_with_precision_bf16(albert_tree, tiny_data, work):
   out = work / "pretrain_bf16"
-  proc = pretrain(albert_tree, pretraining_data, out, STEPS_1, work, "--precision=bf16",
+  proc = pretrain(albert_tree, tiny_data, out, STEPS_1, work, "--precision=bf16",
                   env=bf16_env())
   assert BF16_ON_CPU in proc.stderr
   converted = converted_to_bfloat16(proc.stderr)
   assert converted and max(converted) > 0, proc.stderr[-3000:]
   results = read_results(out / "eval_results.txt")
   assert last(results, "global_step") == STEPS_1
-  untrained = math.log(pretraining_data["vocab_size"]) + math.log(2)
+  untrained = math.log(tiny_data["vocab_size"]) + math.log(2)
   assert math.isfinite(last(results, "loss"))
   assert last(results, "loss") < untrained - 0.1, (results, untrained)
 
 
-def test_pretraining_resumes_and_loss_falls(pretrained):
-  log = pretrained["second"].stderr
+def test_pretraining_resumes_and_loss_falls(tiny_pretrained):
+  log = tiny_pretrained["second"].stderr
   # The second run restores step STEPS_1 and carries on from there.
   assert re.search(r"Restoring parameters from \S*model\.ckpt-%d\b" % STEPS_1,
                    log), log[-3000:]
@@ -176,9 +91,9 @@ def test_pretraining_resumes_and_loss_falls(pretrained):
                                       log)]
   assert saves and saves[0] == STEPS_1 and saves[-1] == STEPS_2, saves
   assert 0 not in saves
-  results = pretrained["results_2"]
+  results = tiny_pretrained["results_2"]
   assert last(results, "global_step") == STEPS_2
-  loss_1 = last(pretrained["results_1"], "loss")
+  loss_1 = last(tiny_pretrained["results_1"], "loss")
   loss_2 = last(results, "loss")
   assert math.isfinite(loss_2)
   assert loss_2 < loss_1 - 0.1, (loss_1, loss_2)
@@ -188,11 +103,7 @@ def test_pretraining_resumes_and_loss_falls(pretrained):
 
 def classifier_args(data, pretrained, task, data_dir, output_dir, steps):
   return ["--task_name=%s" % task, "--data_dir=%s" % data_dir,
-          "--output_dir=%s" % output_dir,
-          "--albert_config_file=%s" % data["config"],
-          "--vocab_file=%s" % data["spm_vocab"],
-          "--spm_model_file=%s" % data["spm_model"],
-          "--init_checkpoint=%s" % pretrained["checkpoint"],
+          *model_args(data, output_dir), "--init_checkpoint=%s" % pretrained["checkpoint"],
           "--do_lower_case", "--max_seq_length=%d" % SEQ,
           "--train_batch_size=8", "--eval_batch_size=8",
           "--predict_batch_size=8", "--learning_rate=1e-3",
@@ -206,11 +117,11 @@ def assert_initialized_from_checkpoint(log):
   assert any("word_embeddings" in n for n in inits), log[-3000:]
 
 
-def test_run_classifier_mrpc(albert_tree, pretraining_data, pretrained, work):
+def test_run_classifier_mrpc(albert_tree, tiny_data, tiny_pretrained, work):
   data_dir = albert_data.write_mrpc(work / "glue")
   out = work / "mrpc"
   proc = run(albert_tree, "run_classifier.py",
-             *classifier_args(pretraining_data, pretrained, "MRPC", data_dir,
+             *classifier_args(tiny_data, tiny_pretrained, "MRPC", data_dir,
                               out, 20),
              "--do_train", "--do_eval", "--do_predict",
              "--export_dir=%s" % (work / "mrpc_export"), cwd=work)
@@ -238,12 +149,12 @@ def parse_array(text, key):
   return np.array([float(v) for v in match.group(1).split()])
 
 
-def test_run_classifier_stsb_metrics(albert_tree, pretraining_data,
-                                     pretrained, work):
+def test_run_classifier_stsb_metrics(albert_tree, tiny_data,
+                                     tiny_pretrained, work):
   data_dir = albert_data.write_stsb(work / "glue")
   out = work / "stsb"
   proc = run(albert_tree, "run_classifier.py",
-             *classifier_args(pretraining_data, pretrained, "STS-B", data_dir,
+             *classifier_args(tiny_data, tiny_pretrained, "STS-B", data_dir,
                               out, 10),
              "--do_train", "--do_eval", cwd=work)
   assert_initialized_from_checkpoint(proc.stderr)
@@ -261,28 +172,16 @@ def test_run_classifier_stsb_metrics(albert_tree, pretraining_data,
   assert mse == pytest.approx(np.mean((pred - labels) ** 2), rel=1e-3)
 
 
-def test_run_squad_v1(albert_tree, pretraining_data, pretrained, work):
+def test_run_squad_v1(albert_tree, tiny_data, tiny_pretrained, work):
   train_file = albert_data.write_squad_v1(work / "squad_train.json")
   dev_file = albert_data.write_squad_v1(work / "squad_dev.json", seed=5,
                                         num_paragraphs=4, prefix="dev")
   out = work / "squad"
-  proc = run(albert_tree, "run_squad_v1.py",
-             "--albert_config_file=%s" % pretraining_data["config"],
-             "--vocab_file=%s" % pretraining_data["spm_vocab"],
-             "--spm_model_file=%s" % pretraining_data["spm_model"],
-             "--init_checkpoint=%s" % pretrained["checkpoint"],
-             "--output_dir=%s" % out,
-             "--train_file=%s" % train_file, "--predict_file=%s" % dev_file,
-             "--train_feature_file=%s" % (work / "squad_train.tfrecord"),
-             "--predict_feature_file=%s" % (work / "squad_dev.tfrecord"),
-             "--predict_feature_left_file=%s" % (work / "squad_dev_left"),
-             "--do_train", "--do_predict", "--do_lower_case",
-             "--max_seq_length=64", "--doc_stride=32",
-             "--max_query_length=16", "--max_answer_length=8",
-             "--train_batch_size=8", "--predict_batch_size=8",
-             "--learning_rate=1e-3", "--num_train_epochs=3",
-             "--save_checkpoints_steps=1000", "--iterations_per_loop=10",
-             "--export_dir=%s" % (work / "squad_export"), cwd=work)
+  proc = run(albert_tree, "run_squad_v1.py", *model_args(tiny_data, out),
+             "--init_checkpoint=%s" % tiny_pretrained["checkpoint"],
+             *squad_args(out, train_file, dev_file, "--do_train", "--do_predict",
+                         "--learning_rate=1e-3", "--num_train_epochs=3",
+                         "--export_dir=%s" % (work / "squad_export")), cwd=work)
   assert_initialized_from_checkpoint(proc.stderr)
   assert list((work / "squad_export").glob("saved_model/*/saved_model.pb"))
   assert (work / "squad_export" / "albert_model.tflite").stat().st_size > 0
@@ -300,33 +199,26 @@ def test_run_squad_v1(albert_tree, pretraining_data, pretrained, work):
   assert final, proc.stderr[-3000:]
 
 
-def squad_args(data, work, out, *extra, train_file=None):
+def squad_training_args(data, work, out, *extra, train_file=None):
   """run_squad_v1.py's training flags, or run_squad_v2.py's with its train_file."""
   train_file = train_file or albert_data.write_squad_v1(work / "squad_train.json")
-  return ["--albert_config_file=%s" % data["config"],
-          "--vocab_file=%s" % data["spm_vocab"],
-          "--spm_model_file=%s" % data["spm_model"],
-          "--output_dir=%s" % out, "--train_file=%s" % train_file,
-          "--train_feature_file=%s" % (out / "train.tfrecord"),
-          "--do_train", "--do_lower_case", "--max_seq_length=64",
-          "--doc_stride=32", "--max_query_length=16",
-          "--train_batch_size=8", "--learning_rate=1e-3",
-          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+  return [*model_args(data, out), *squad_args(out, train_file, train_file, "--do_train",
+                                              "--learning_rate=1e-3", *extra)]
 
 
 @pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
-def test_fine_tuning_with_precision_bf16(albert_tree, pretraining_data, pretrained, work):
+def test_fine_tuning_with_precision_bf16(albert_tree, tiny_data, tiny_pretrained, work):
   """Both fine-tuning scripts train with the oneDNN rewrite on, on top of the
   ScopedAllocator session config they pass (tests/test_precision.py checks
   that the config keeps both)."""
   data_dir = albert_data.write_mrpc(work / "glue")
   mrpc = run(albert_tree, "run_classifier.py",
-             *classifier_args(pretraining_data, pretrained, "MRPC", data_dir,
+             *classifier_args(tiny_data, tiny_pretrained, "MRPC", data_dir,
                               work / "mrpc_bf16", 4),
              "--do_train", "--precision=bf16", cwd=work, env=bf16_env())
   squad = run(albert_tree, "run_squad_v1.py",
-              *squad_args(pretraining_data, work, work / "squad_bf16",
-                          "--init_checkpoint=%s" % pretrained["checkpoint"],
+              *squad_training_args(tiny_data, work, work / "squad_bf16",
+                          "--init_checkpoint=%s" % tiny_pretrained["checkpoint"],
                           "--num_train_epochs=0.5", "--precision=bf16"),
               cwd=work, env=bf16_env())
   for proc in (mrpc, squad):
@@ -338,11 +230,8 @@ def test_fine_tuning_with_precision_bf16(albert_tree, pretraining_data, pretrain
 
 
 def race_args(data, work, out, *extra):
-  return ["--data_dir=%s" % albert_data.write_race(work / "race_data"),
-          "--albert_config_file=%s" % data["config"],
-          "--vocab_file=%s" % data["spm_vocab"],
-          "--spm_model_file=%s" % data["spm_model"],
-          "--output_dir=%s" % out, "--train_file=%s" % (out / "train.tfrecord"),
+  return ["--data_dir=%s" % albert_data.write_race(work / "race_data"), *model_args(data, out),
+          "--train_file=%s" % (out / "train.tfrecord"),
           # upstream's run_race.py evaluates by default
           "--do_train", "--nodo_eval", "--max_seq_length=%d" % SEQ, "--max_qa_length=16",
           "--train_batch_size=8", "--learning_rate=1e-3",
@@ -363,23 +252,23 @@ def script_args(script, data, work, out):
   if script == "run_race.py":
     return race_args(data, work, out)
   if script == "run_squad_v2.py":
-    return squad_args(data, work, out, train_file=albert_data.write_squad_v2(
+    return squad_training_args(data, work, out, train_file=albert_data.write_squad_v2(
         work / "squad_v2_train.json"))
-  return squad_args(data, work, out)
+  return squad_training_args(data, work, out)
 
 
 @pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
 @pytest.mark.parametrize("script,steps", [
     ("run_squad_v2.py", ["--num_train_epochs=1"]),
     ("run_race.py", ["--train_step=3", "--warmup_step=1"])])
-def test_squad_v2_and_race_with_precision_bf16(albert_tree, pretraining_data, work,
+def test_squad_v2_and_race_with_precision_bf16(albert_tree, tiny_data, work,
                                                script, steps):
   """run_squad_v2.py and run_race.py train with the oneDNN rewrite on, on
   top of their ScopedAllocator session config, as the other fine-tuning
   scripts do (a few steps from scratch: the rewrite, not the model, is
   under test)."""
   out = work / ("bf16_" + script)
-  proc = run(albert_tree, script, *script_args(script, pretraining_data, work, out),
+  proc = run(albert_tree, script, *script_args(script, tiny_data, work, out),
              *steps, "--precision=bf16", cwd=work, env=bf16_env())
   assert BF16_ON_CPU in proc.stderr
   converted = converted_to_bfloat16(proc.stderr)
@@ -396,13 +285,13 @@ FP16_ON_CPU = ("error: --precision=fp16 is not supported on a CPU (TensorFlow 2.
 @pytest.mark.parametrize("script", ["run_pretraining.py", "run_classifier.py",
                                     "run_squad_v1.py", "run_squad_v2.py",
                                     "run_race.py"])
-def test_unsupported_precision_stops_with_one_line(albert_tree, pretraining_data, work,
+def test_unsupported_precision_stops_with_one_line(albert_tree, tiny_data, work,
                                                    script):
   """fp16 on this CPU is an error, not a float32 run; so is a precision absl
   does not know (its check is the flag's own, the same in every script)."""
   out = work / ("fp16_" + script)
   cmd = [sys.executable, str(albert_tree / script),
-         *script_args(script, pretraining_data, work, out)]
+         *script_args(script, tiny_data, work, out)]
   proc = subprocess.run(cmd + ["--precision=fp16"], cwd=work, env=script_env(),
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 1, proc.stderr[-3000:]

@@ -1,6 +1,6 @@
 """The three scripts trained by `horovodrun -np 2 --gloo` on the CPU.
 
-Tiny generated data and model (tests/albert_data.py).  For each script:
+The session's tiny data and model (tests/tiny_albert.py).  For each script:
 both ranks exit 0; their final variables are bitwise identical (broadcast
 of rank 0's initial variables, then averaged gradients); only rank 0 writes
 checkpoints and summaries, rank r only its own files in output_dir/r; step
@@ -32,7 +32,6 @@ import numpy as np
 import psutil
 import pytest
 
-import albert_data
 from conftest import run_script
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
@@ -156,25 +155,11 @@ def with_flags(args, **values):
   return args
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, albert_tree):
-  """Corpus, sentencepiece model, config, MRPC, SQuAD and pretraining data."""
-  d = tmp_path_factory.mktemp("data")
-  corpus = albert_data.write_corpus(d / "corpus.txt")
-  model, vocab = albert_data.train_sentencepiece(corpus, d / "sp")
-  vocab_size = len(vocab.read_text(encoding="utf-8").splitlines())
-  albert_data.write_albert_config(d / "config.json", vocab_size)
-  albert_data.write_mrpc(d / "glue")
-  # 7 paragraphs of 3 questions: 21 examples, split 11 + 10.
-  albert_data.write_squad_v1(d / "train.json", num_paragraphs=7)
-  albert_data.write_squad_v1(d / "dev.json", num_paragraphs=2, seed=5,
-                             prefix="d")
-  run_script(albert_tree, "create_pretraining_data.py",
-             "--input_file", corpus, "--output_file", d / "pre.tfrecord",
-             "--vocab_file", vocab, "--spm_model_file", model,
-             "--max_seq_length", 32, "--max_predictions_per_seq", 5,
-             "--dupe_factor", 1, env=_env())
-  return d
+@pytest.fixture
+def data(tiny_data):
+  """The session's tiny ALBERT (tests/tiny_albert.py): sp.model, config.json, pre.tfrecord,
+  glue/MRPC, SQuAD's train.json and dev.json."""
+  return tiny_data["dir"]
 
 
 def variables(checkpoint_prefix):
@@ -256,14 +241,20 @@ def test_pretraining_two_ranks(pretraining_out):
   assert_perf(out / "1", "run_pretraining", 1, 2, 3, 4)
 
 
+def without_evaluation(trained, out, *names):
+  """A copy of a training run's output_dir less what its evaluation wrote: the files NAMES,
+  eval/ and the best checkpoint. An evaluation-only run starts from it."""
+  shutil.copytree(trained, out)
+  for path in [*(out / name for name in names), *out.glob("model.ckpt-best.*")]:
+    path.unlink()
+  shutil.rmtree(out / "eval")
+  return out
+
+
 def test_pretraining_eval_only_after_training(albert_tree, data,
                                               pretraining_out, tmp_path):
   """--nodo_train --do_eval with the training run's steps ends."""
-  out = tmp_path / "out"
-  shutil.copytree(pretraining_out[0], out)
-  for path in [out / "eval_results.txt", *out.glob("model.ckpt-best.*")]:
-    path.unlink()
-  shutil.rmtree(out / "eval")
+  out = without_evaluation(pretraining_out[0], tmp_path / "out", "eval_results.txt")
   horovodrun([sys.executable] + pretraining_args(albert_tree, data, out)
              + ["--nodo_train", "--do_eval", "--max_eval_steps", 2],
              timeout=300)
@@ -591,13 +582,8 @@ def test_classifier_two_ranks(classifier_out):
 def test_classifier_eval_only_after_training(albert_tree, data,
                                              classifier_out, tmp_path):
   """--nodo_train --do_eval with the training run's --train_step ends."""
-  out = tmp_path / "out"
-  shutil.copytree(classifier_out[0], out)
-  for name in ("eval_results.txt", "best_trial.txt", "test_results.tsv"):
-    (out / name).unlink()
-  for path in out.glob("model.ckpt-best.*"):
-    path.unlink()
-  shutil.rmtree(out / "eval")
+  out = without_evaluation(classifier_out[0], tmp_path / "out", "eval_results.txt",
+                           "best_trial.txt", "test_results.tsv")
   args = classifier_args(albert_tree, data, out, "--use_horovod",
                          "--nodo_train", "--do_eval", "--eval_batch_size", 4)
   horovodrun([sys.executable] + args, timeout=300)

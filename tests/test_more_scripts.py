@@ -1,7 +1,7 @@
 """Upstream's other entry points end to end, run as a user runs them.
 
-From the pretraining checkpoint of test_end_to_end.py's fixtures (built once
-for this module): run_squad_v2.py on SQuAD 2.0-format data with unanswerable
+From the session's tiny pretraining checkpoint (tests/tiny_albert.py):
+run_squad_v2.py on SQuAD 2.0-format data with unanswerable
 questions, run_race.py on RACE's layout, export_checkpoints.py then
 run_classifier.py from its checkpoint, and export_to_tfhub.py then
 run_classifier.py, run_squad_v1.py and run_squad_v2.py fine-tuning from the
@@ -21,10 +21,8 @@ import pytest
 
 import albert_data
 from test_scripts_run_directly import helpfull
-# Fixtures and helpers of the end-to-end tests: the same tiny model and data.
-from test_end_to_end import (  # pylint: disable=unused-import
-    assert_initialized_from_checkpoint, last, pretrained, pretraining_data,
-    read_results, run, script_env, work)
+from test_end_to_end import assert_initialized_from_checkpoint
+from tiny_albert import last, model_args, read_results, run, script_env, squad_args
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,22 +38,9 @@ needs_hub = pytest.mark.skipif(
     reason="tensorflow_hub is not importable (pip install -r requirements.txt)")
 
 
-def model_args(data, output_dir):
-  return ["--albert_config_file=%s" % data["config"],
-          "--vocab_file=%s" % data["spm_vocab"],
-          "--spm_model_file=%s" % data["spm_model"],
-          "--output_dir=%s" % output_dir]
-
-
-def squad_args(script_dir, train_file, dev_file, *extra):
-  return ["--train_file=%s" % train_file, "--predict_file=%s" % dev_file,
-          "--train_feature_file=%s" % (script_dir / "train.tfrecord"),
-          "--predict_feature_file=%s" % (script_dir / "dev.tfrecord"),
-          "--predict_feature_left_file=%s" % (script_dir / "dev_left"),
-          "--do_lower_case", "--max_seq_length=64", "--doc_stride=32",
-          "--max_query_length=16", "--max_answer_length=8",
-          "--train_batch_size=8", "--predict_batch_size=8",
-          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+  return tmp_path_factory.mktemp("scripts")
 
 
 def question_ids(path):
@@ -93,14 +78,14 @@ def test_squad_v2_data_has_unanswerable_questions(squad_v2_files):
     assert answerable == 2 * unanswerable > 0
 
 
-def test_run_squad_v2(albert_tree, pretraining_data, pretrained, work,
+def test_run_squad_v2(albert_tree, tiny_data, tiny_pretrained, work,
                       squad_v2_files):
   train_file, dev_file = squad_v2_files
   out = work / "squad2"
   proc = run(albert_tree, "run_squad_v2.py",
-             *model_args(pretraining_data, out),
+             *model_args(tiny_data, out),
              *squad_args(work / "squad2", train_file, dev_file,
-                         "--init_checkpoint=%s" % pretrained["checkpoint"],
+                         "--init_checkpoint=%s" % tiny_pretrained["checkpoint"],
                          "--do_train", "--do_predict",
                          "--learning_rate=1e-3", "--num_train_epochs=2"),
              cwd=work)
@@ -139,7 +124,7 @@ def test_run_squad_v2(albert_tree, pretraining_data, pretrained, work,
   assert json.loads(script.stdout) == scores
 
 
-def test_run_race(albert_tree, pretraining_data, pretrained, work):
+def test_run_race(albert_tree, tiny_data, tiny_pretrained, work):
   data_dir = albert_data.write_race(work / "race_data")
   for split in ("train", "dev", "test"):
     for level in ("middle", "high"):
@@ -151,11 +136,11 @@ def test_run_race(albert_tree, pretraining_data, pretrained, work):
           json.loads(a.read_text()) for a in sorted(
               articles, key=lambda p: int(p.stem))]
   out = work / "race"
-  proc = run(albert_tree, "run_race.py", *model_args(pretraining_data, out),
+  proc = run(albert_tree, "run_race.py", *model_args(tiny_data, out),
              "--data_dir=%s" % data_dir,
              "--train_file=%s" % (work / "race_train.tfrecord"),
              "--eval_file=%s" % (work / "race_dev.tfrecord"),
-             "--init_checkpoint=%s" % pretrained["checkpoint"],
+             "--init_checkpoint=%s" % tiny_pretrained["checkpoint"],
              "--do_train", "--do_eval", "--do_predict",
              "--max_seq_length=64", "--max_qa_length=16",
              "--train_batch_size=8", "--eval_batch_size=8",
@@ -197,17 +182,17 @@ def checkpoint_values(prefix):
           for name in reader.get_variable_to_shape_map()}
 
 
-def test_export_checkpoints_then_run_classifier(albert_tree, pretraining_data,
-                                                pretrained, work):
-  directory = albert_directory(pretraining_data, pretrained,
+def test_export_checkpoints_then_run_classifier(albert_tree, tiny_data,
+                                                tiny_pretrained, work):
+  directory = albert_directory(tiny_data, tiny_pretrained,
                                work / "albert_dir_ckpt")
   exported = work / "exported" / "model.ckpt"
   run(albert_tree, "export_checkpoints.py",
       "--albert_directory=%s" % directory,
-      "--checkpoint_name=%s" % pretrained["checkpoint"].name,
+      "--checkpoint_name=%s" % tiny_pretrained["checkpoint"].name,
       "--export_path=%s" % exported, cwd=work)
   values = checkpoint_values(exported)
-  source = checkpoint_values(pretrained["checkpoint"])
+  source = checkpoint_values(tiny_pretrained["checkpoint"])
   # The model's variables, without the optimizer's slots.
   assert not [n for n in values if "adam_" in n or "lamb_" in n]
   assert any(n.startswith("bert/") for n in values)
@@ -219,7 +204,7 @@ def test_export_checkpoints_then_run_classifier(albert_tree, pretraining_data,
   data_dir = albert_data.write_mrpc(work / "glue_export")
   out = work / "mrpc_from_export"
   proc = run(albert_tree, "run_classifier.py", "--task_name=MRPC",
-             "--data_dir=%s" % data_dir, *model_args(pretraining_data, out),
+             "--data_dir=%s" % data_dir, *model_args(tiny_data, out),
              "--init_checkpoint=%s" % exported, "--do_lower_case",
              "--max_seq_length=32", "--train_batch_size=8",
              "--eval_batch_size=8", "--learning_rate=1e-3",
@@ -233,33 +218,33 @@ def test_export_checkpoints_then_run_classifier(albert_tree, pretraining_data,
 
 
 @pytest.fixture(scope="module")
-def hub_module(albert_tree, pretraining_data, pretrained, work):
-  directory = albert_directory(pretraining_data, pretrained,
+def hub_module(albert_tree, tiny_data, tiny_pretrained, work):
+  directory = albert_directory(tiny_data, tiny_pretrained,
                                work / "albert_dir_hub")
   module = work / "hub_module"
   run(albert_tree, "export_to_tfhub.py", "--albert_directory=%s" % directory,
-      "--checkpoint_name=%s" % pretrained["checkpoint"].name,
+      "--checkpoint_name=%s" % tiny_pretrained["checkpoint"].name,
       "--export_path=%s" % module, cwd=work)
   return module
 
 
 @needs_hub
-def test_export_to_tfhub_writes_a_module(hub_module, pretraining_data):
+def test_export_to_tfhub_writes_a_module(hub_module, tiny_data):
   assert (hub_module / "tfhub_module.pb").exists()
   assert (hub_module / "saved_model.pb").exists()
   assert ((hub_module / "assets" / "30k-clean.model").read_bytes() ==
-          pretraining_data["spm_model"].read_bytes())
+          tiny_data["spm_model"].read_bytes())
 
 
 @needs_hub
-def test_run_classifier_from_hub_module(albert_tree, pretraining_data,
+def test_run_classifier_from_hub_module(albert_tree, tiny_data,
                                         hub_module, work):
   data_dir = albert_data.write_mrpc(work / "glue_hub")
   out = work / "mrpc_from_hub"
   proc = run(albert_tree, "run_classifier.py", "--task_name=MRPC",
              "--data_dir=%s" % data_dir,
-             "--albert_config_file=%s" % pretraining_data["config"],
-             "--spm_model_file=%s" % pretraining_data["spm_model"],
+             "--albert_config_file=%s" % tiny_data["config"],
+             "--spm_model_file=%s" % tiny_data["spm_model"],
              "--albert_hub_module_handle=%s" % hub_module,
              "--output_dir=%s" % out, "--max_seq_length=32",
              "--train_batch_size=8", "--eval_batch_size=8",
@@ -322,7 +307,7 @@ def fine_tune(tree, script, data, out, files, *model):
 @pytest.mark.parametrize("script,squad", [("run_squad_v1.py", "v1"),
                                           ("run_squad_v2.py", "v2")])
 def test_fine_tuning_from_hub_module_equals_from_checkpoint(
-    albert_tree, pretraining_data, pretrained, hub_module, work, script,
+    albert_tree, tiny_data, tiny_pretrained, hub_module, work, script,
     squad):
   """Same data and seed: the same logits, metrics and trained weights.
 
@@ -343,18 +328,18 @@ def test_fine_tuning_from_hub_module_equals_from_checkpoint(
                                         num_paragraphs=4, prefix="d"))
   extra = ["--dropout_prob=0"] if squad == "v2" else []
   head = base / "head"
-  run_seeded(albert_tree, script, *model_args(pretraining_data, head),
+  run_seeded(albert_tree, script, *model_args(tiny_data, head),
              *squad_args(head, *files), *extra, "--do_train",
-             "--init_checkpoint=%s" % pretrained["checkpoint"],
+             "--init_checkpoint=%s" % tiny_pretrained["checkpoint"],
              "--learning_rate=0", "--num_train_epochs=0.34", cwd=base)
   head_checkpoint = head / "model.ckpt-1"
   assert (head / "model.ckpt-1.index").exists()
 
   from_checkpoint = fine_tune(
-      albert_tree, script, pretraining_data, base / "from_checkpoint", files,
+      albert_tree, script, tiny_data, base / "from_checkpoint", files,
       *extra, "--init_checkpoint=%s" % head_checkpoint)
   from_hub = fine_tune(
-      albert_tree, script, pretraining_data, base / "from_hub", files,
+      albert_tree, script, tiny_data, base / "from_hub", files,
       *extra, "--init_checkpoint=%s" % head_checkpoint,
       "--albert_hub_module_handle=%s" % hub_module)
 
@@ -373,7 +358,7 @@ def test_fine_tuning_from_hub_module_equals_from_checkpoint(
   for name in trained:
     np.testing.assert_allclose(hub_weights[name], weights[name], rtol=0,
                                atol=tolerance, err_msg=name)
-  pretrained_values = checkpoint_values(pretrained["checkpoint"])
+  pretrained_values = checkpoint_values(tiny_pretrained["checkpoint"])
   moved = max(float(np.max(np.abs(weights[n] - pretrained_values[n])))
               for n in trained if n.startswith("bert/"))
   assert moved > 10 * tolerance, moved

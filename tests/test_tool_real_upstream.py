@@ -29,10 +29,10 @@ def copy_real_project(root, cache):
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory, tool_cache):
+def real(tmp_path_factory, upstream_cache):
   """The real project, applied once to the real upstream; tests here must not change it."""
   source = upstream_source()
-  project = copy_real_project(tmp_path_factory.mktemp("real") / "project", tool_cache)
+  project = copy_real_project(tmp_path_factory.mktemp("real") / "project", upstream_cache)
   proc = project.run("apply", "--upstream", source, timeout=600)
   assert proc.returncode == 0, describe(proc)
   project.source = source

@@ -1,0 +1,115 @@
+"""The tiny ALBERT the end-to-end, script and Horovod tests share, built once per session.
+
+`tiny_data`: a generated corpus, its sentencepiece model, an ALBERT config, pretraining
+records written by the tree's create_pretraining_data.py, MRPC in GLUE's layout and SQuAD v1
+files. `tiny_pretrained`: run_pretraining.py on those records for 20 steps, then resumed to 80,
+as a user carries a run on. Every script runs as `python TREE/SCRIPT ...` from a directory
+outside the tree, without PYTHONPATH.
+"""
+import os
+import re
+
+import pytest
+
+import albert_data
+from conftest import run_script
+
+SEQ = 32
+MAX_PRED = 5
+STEPS_1 = 20
+STEPS_2 = 80
+
+
+def script_env():
+  env = dict(os.environ)
+  env.pop("PYTHONPATH", None)
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+  return env
+
+
+def run(tree, script, *args, cwd, env=None):
+  return run_script(tree, script, *args, cwd=cwd, env=env or script_env())
+
+
+def read_results(path):
+  """Parses `key = value` lines (the scripts' eval_results.txt) in order."""
+  results = []
+  for line in path.read_text().splitlines():
+    match = re.match(r"^(\w+) = (-?[\d.eE+-]+|nan|inf)$", line.strip())
+    if match:
+      results.append((match.group(1), float(match.group(2))))
+  return results
+
+
+def last(results, key):
+  values = [v for k, v in results if k == key]
+  assert values, (key, results)
+  return values[-1]
+
+
+def model_args(data, output_dir):
+  """The flags every fine-tuning script takes for the tiny model and its vocabulary."""
+  return ["--albert_config_file=%s" % data["config"], "--vocab_file=%s" % data["spm_vocab"],
+          "--spm_model_file=%s" % data["spm_model"], "--output_dir=%s" % output_dir]
+
+
+def squad_args(script_dir, train_file, dev_file, *extra):
+  """run_squad_v1.py's and run_squad_v2.py's data flags for the tiny SQuAD files."""
+  return ["--train_file=%s" % train_file, "--predict_file=%s" % dev_file,
+          "--train_feature_file=%s" % (script_dir / "train.tfrecord"),
+          "--predict_feature_file=%s" % (script_dir / "dev.tfrecord"),
+          "--predict_feature_left_file=%s" % (script_dir / "dev_left"),
+          "--do_lower_case", "--max_seq_length=64", "--doc_stride=32",
+          "--max_query_length=16", "--max_answer_length=8",
+          "--train_batch_size=8", "--predict_batch_size=8",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(albert_tree, tmp_path_factory):
+  d = tmp_path_factory.mktemp("tiny")
+  corpus = albert_data.write_corpus(d / "corpus.txt")
+  spm_model, spm_vocab = albert_data.train_sentencepiece(corpus, d / "sp")
+  vocab_size = len(spm_vocab.read_text(encoding="utf-8").splitlines())
+  config = albert_data.write_albert_config(d / "config.json", vocab_size=vocab_size,
+                                           max_position_embeddings=64)
+  record = d / "pre.tfrecord"
+  proc = run(albert_tree, "create_pretraining_data.py",
+             "--input_file=%s" % corpus, "--output_file=%s" % record,
+             "--vocab_file=%s" % spm_vocab, "--spm_model_file=%s" % spm_model,
+             "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % MAX_PRED,
+             "--masked_lm_prob=0.15", "--dupe_factor=3", "--random_seed=12345", cwd=d)
+  written = re.search(r"Wrote (\d+) total instances", proc.stderr)
+  assert written and int(written.group(1)) > 100, proc.stderr[-3000:]
+  albert_data.write_mrpc(d / "glue")
+  # 7 paragraphs of 3 questions: 21 examples, split 11 + 10 between two ranks.
+  albert_data.write_squad_v1(d / "train.json", num_paragraphs=7)
+  albert_data.write_squad_v1(d / "dev.json", num_paragraphs=2, seed=5, prefix="d")
+  return dict(dir=d, spm_model=spm_model, spm_vocab=spm_vocab, config=config, record=record,
+              vocab_size=vocab_size)
+
+
+def pretrain(tree, data, output_dir, steps, cwd, *extra, env=None):
+  return run(tree, "run_pretraining.py",
+             "--input_file=%s" % data["record"], "--output_dir=%s" % output_dir,
+             "--albert_config_file=%s" % data["config"], "--do_train", "--do_eval",
+             "--train_batch_size=16", "--eval_batch_size=16",
+             "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % MAX_PRED,
+             "--optimizer=lamb", "--learning_rate=5e-3",
+             "--num_train_steps=%d" % steps, "--num_warmup_steps=5",
+             "--save_checkpoints_steps=20", "--iterations_per_loop=10",
+             "--max_eval_steps=8", *extra, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(albert_tree, tiny_data, tmp_path_factory):
+  work = tmp_path_factory.mktemp("tiny-pretraining")
+  out = work / "pretrain"
+  first = pretrain(albert_tree, tiny_data, out, STEPS_1, work)
+  results_1 = read_results(out / "eval_results.txt")
+  ckpt_state_1 = (out / "checkpoint").read_text()
+  second = pretrain(albert_tree, tiny_data, out, STEPS_2, work)
+  results_2 = read_results(out / "eval_results.txt")
+  return dict(out=out, first=first, second=second, results_1=results_1,
+              results_2=results_2, ckpt_state_1=ckpt_state_1,
+              checkpoint=out / ("model.ckpt-%d" % STEPS_2))
