@@ -12,7 +12,6 @@ evaluation and prediction happen on rank 0 only; PerfLoggingHook's JSON line
 matches the steps and batch size.  An evaluation-only run of run_race.py
 with the training run's --train_step ends, as run_classifier.py's does.
 """
-import shutil
 import sys
 
 import pytest
@@ -22,7 +21,7 @@ import albert_data
 from test_horovod_training import (  # pylint: disable=unused-import
     HOROVODRUN, LEARNING_RATE, assert_learning_rate, assert_only_rank0_saves,
     assert_perf, assert_ranks_identical, assert_squad_trained_on_two_ranks,
-    count_records, data, horovodrun, recording)
+    count_records, data, horovodrun, recording, without_evaluation)
 
 pytestmark = pytest.mark.skipif(not HOROVODRUN.exists(),
                                 reason="horovodrun not installed")
@@ -112,13 +111,8 @@ def test_race_eval_only_after_training(albert_tree, data, race_out, tmp_path):
   """--nodo_train --do_eval with the training run's --train_step ends: the
   steps are divided as in training, so rank 0 waits for step 4, not 8."""
   race_dir, trained, _, _ = race_out
-  out = tmp_path / "out"
-  shutil.copytree(trained, out)
-  for name in ("eval_results.txt", "predict_results.txt"):
-    (out / name).unlink()
-  for path in out.glob("model.ckpt-best.*"):
-    path.unlink()
-  shutil.rmtree(out / "eval")
+  out = without_evaluation(trained, tmp_path / "out", "eval_results.txt",
+                           "predict_results.txt")
   horovodrun([sys.executable] + race_args(albert_tree, data, race_dir, out,
                                           "--nodo_train", "--do_eval"),
              timeout=300)

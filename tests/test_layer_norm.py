@@ -5,22 +5,19 @@ The reference here is written from the definition of contrib's layer norm
 epsilon 1e-12, or 1e-3 for float16, then gamma * x_hat + beta, params of
 shape inputs.shape[begin_params_axis:]), computed in float64 with numpy.
 """
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import load_tree_module
+
 
 @pytest.fixture()
 def cln(albert_tree):
   """A fresh import of the tree's custom_layer_norm.py (fresh lookup cache)."""
-  spec = importlib.util.spec_from_file_location(
-      "custom_layer_norm_under_test", albert_tree / "custom_layer_norm.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_tree_module(albert_tree, "custom_layer_norm.py", "custom_layer_norm_under_test")
 
 
 def reference(x, gamma, beta, begin_norm_axis, epsilon):

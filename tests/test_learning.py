@@ -236,6 +236,24 @@ def stsb(albert_tree, learn_data, pretrained):
   return at_step(out / "eval_results.txt", STSB_TRAINING[0])
 
 
+def squad_run(tree, data, checkpoint, script, name, train, dev, max_query_length,
+              learning_rate, epochs):
+  """SCRIPT (run_squad_v1.py or run_squad_v2.py) trained on TRAIN, then predicting DEV."""
+  d = data["dir"]
+  out = d / name
+  run(tree, script, *fine_tuning_args(data, checkpoint),
+      "--output_dir=%s" % out, "--train_file=%s" % train, "--predict_file=%s" % dev,
+      "--train_feature_file=%s" % (d / (name + "_train.tfrecord")),
+      "--predict_feature_file=%s" % (d / (name + "_dev.tfrecord")),
+      "--predict_feature_left_file=%s" % (d / (name + "_dev_left")),
+      "--do_train", "--do_predict", "--max_seq_length=48", "--doc_stride=32",
+      "--max_query_length=%d" % max_query_length, "--max_answer_length=4",
+      "--train_batch_size=32", "--predict_batch_size=32",
+      "--learning_rate=%g" % learning_rate, "--num_train_epochs=%d" % epochs,
+      "--save_checkpoints_steps=100000")
+  return out
+
+
 @pytest.fixture(scope="session")
 def squad(albert_tree, learn_data, pretrained):
   d = learn_data["dir"]
@@ -246,20 +264,8 @@ def squad(albert_tree, learn_data, pretrained):
                                    num_paragraphs=SQUAD_DEV_PARAGRAPHS,
                                    seed=SEED + 5, prefix="dev",
                                    questions_per_paragraph=4)
-  out = d / "squad"
-  run(albert_tree, "run_squad_v1.py",
-      *fine_tuning_args(learn_data, pretrained["checkpoint"]),
-      "--output_dir=%s" % out, "--train_file=%s" % train,
-      "--predict_file=%s" % dev,
-      "--train_feature_file=%s" % (d / "squad_train.tfrecord"),
-      "--predict_feature_file=%s" % (d / "squad_dev.tfrecord"),
-      "--predict_feature_left_file=%s" % (d / "squad_dev_left"),
-      "--do_train", "--do_predict", "--max_seq_length=48", "--doc_stride=32",
-      "--max_query_length=12", "--max_answer_length=4",
-      "--train_batch_size=32", "--predict_batch_size=32",
-      "--learning_rate=%g" % SQUAD_LEARNING_RATE,
-      "--num_train_epochs=%d" % SQUAD_EPOCHS,
-      "--save_checkpoints_steps=100000")
+  out = squad_run(albert_tree, learn_data, pretrained["checkpoint"], "run_squad_v1.py",
+                  "squad", train, dev, 12, SQUAD_LEARNING_RATE, SQUAD_EPOCHS)
   # The last evaluation in eval_results.txt is the final checkpoint's.
   return eval_blocks(out / "eval_results.txt")[-1]
 
@@ -274,20 +280,8 @@ def squad_v2(albert_tree, learn_data, pretrained):
   dev = albert_data.write_squad_v2(d / "squad2_dev.json",
                                    num_paragraphs=SQUAD_V2_DEV_PARAGRAPHS,
                                    seed=SEED + 9, prefix="dev")
-  out = d / "squad2"
-  run(albert_tree, "run_squad_v2.py",
-      *fine_tuning_args(learn_data, pretrained["checkpoint"]),
-      "--output_dir=%s" % out, "--train_file=%s" % train,
-      "--predict_file=%s" % dev,
-      "--train_feature_file=%s" % (d / "squad2_train.tfrecord"),
-      "--predict_feature_file=%s" % (d / "squad2_dev.tfrecord"),
-      "--predict_feature_left_file=%s" % (d / "squad2_dev_left"),
-      "--do_train", "--do_predict", "--max_seq_length=48", "--doc_stride=32",
-      "--max_query_length=16", "--max_answer_length=4",
-      "--train_batch_size=32", "--predict_batch_size=32",
-      "--learning_rate=%g" % SQUAD_V2_LEARNING_RATE,
-      "--num_train_epochs=%d" % SQUAD_V2_EPOCHS,
-      "--save_checkpoints_steps=100000")
+  out = squad_run(albert_tree, learn_data, pretrained["checkpoint"], "run_squad_v2.py",
+                  "squad2", train, dev, 16, SQUAD_V2_LEARNING_RATE, SQUAD_V2_EPOCHS)
   return json.loads((out / "squad_v2_eval.json").read_text())
 
 

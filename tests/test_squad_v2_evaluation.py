@@ -4,7 +4,6 @@ Hand-worked cases of the published definition; a cross-check against the
 scoring functions upstream's squad_utils.py carries; and the script's
 command line, including its one-line errors.
 """
-import importlib.util
 import json
 import random
 import subprocess
@@ -12,14 +11,12 @@ import sys
 
 import pytest
 
+from conftest import load_tree_module
+
 
 @pytest.fixture(scope="module")
 def ev(albert_tree):
-  spec = importlib.util.spec_from_file_location(
-      "squad_v2_evaluation", albert_tree / "squad_v2_evaluation.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_tree_module(albert_tree, "squad_v2_evaluation.py", "squad_v2_evaluation")
 
 
 def dataset(*questions):
