@@ -91,8 +91,8 @@ def main():
         f"(chance: 0.5; before fine-tuning: see {mrpc_dir / 'eval_results.txt'})")
   print(f"training curves: tensorboard --logdir {work}  (pretraining/ and mrpc/; TensorBoard "
         "comes with TensorFlow: .venv/bin/tensorboard)")
-  print(f"checkpoints: {output_dir}/model.ckpt-{args.steps}, {mrpc_dir}; README.md shows the "
-        f"commands, and run_squad_v1.py on {work}/squad")
+  print(f"checkpoints: {output_dir}/model.ckpt-{args.steps}, {mrpc_dir}; docs/scripts.md shows "
+        f"the commands, and run_squad_v1.py on {work}/squad")
 
 
 def final_accuracy(results, step):
