@@ -4,7 +4,7 @@ The session's tiny data and model (tests/tiny_albert.py).  For each script:
 both ranks exit 0; their final variables are bitwise identical (broadcast
 of rank 0's initial variables, then averaged gradients); only rank 0 writes
 checkpoints and summaries, rank r only its own files in output_dir/r; step
-counts and learning rate are as the seed says; evaluation and prediction
+counts and learning rate are as Habana's change list says; evaluation and prediction
 happen on rank 0 only; PerfLoggingHook's JSON line matches the steps and
 batch size.  A control run without the broadcast hook ends with different
 variables, so the comparison can fail.  One more run trains in a single

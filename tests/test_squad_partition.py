@@ -41,8 +41,8 @@ def result(albert_tree):
   return json.loads(proc.stdout)
 
 
-def seed_slice(count, size, rank):
-  """The seed's run_squad_v1.py arithmetic, written out as it lists it."""
+def habana_slice(count, size, rank):
+  """Habana's run_squad_v1.py arithmetic, written out as it lists it."""
   per_rank = count // size
   remainder = count % size
   if rank < remainder:
@@ -64,7 +64,7 @@ def test_every_example_in_exactly_one_slice(result, count, size):
   lengths = [end - start for start, end in slices]
   assert max(lengths) - min(lengths) <= 1
   assert lengths == sorted(lengths, reverse=True)  # the first ranks get more
-  assert slices == [seed_slice(count, size, r) for r in range(size)]
+  assert slices == [habana_slice(count, size, r) for r in range(size)]
 
 
 def test_remainder_cases_are_covered(result):
