@@ -155,7 +155,7 @@ def with_flags(args, **values):
   return args
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data(tiny_data):
   """The session's tiny ALBERT (tests/tiny_albert.py): sp.model, config.json, pre.tfrecord,
   glue/MRPC, SQuAD's train.json and dev.json."""
