@@ -1,4 +1,5 @@
 """Shared fixtures: the real pinned upstream, and a patched tree built by the tool."""
+import concurrent.futures
 import importlib.util
 import os
 import subprocess
@@ -73,11 +74,27 @@ def load_tree_module(tree, filename, name):
 
 def run_script(tree, script, *args, cwd=None, env=None, timeout=900):
   """Runs `python TREE/SCRIPT ARGS` as a user would; fails the test with its output."""
-  cmd = [sys.executable, str(Path(tree) / script), *map(str, args)]
-  proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                        timeout=timeout)
+  return _succeeded(subprocess.run(_script_command(tree, script, args), cwd=cwd, env=env,
+                                   capture_output=True, text=True, timeout=timeout))
+
+
+def run_scripts(tree, runs, env, at_once=2, timeout=1800):
+  """Runs each (SCRIPT, ARGS) of RUNS as run_script does, AT_ONCE of them at a time, in order."""
+  with concurrent.futures.ThreadPoolExecutor(max_workers=at_once) as pool:
+    started = [pool.submit(subprocess.run, _script_command(tree, script, args), env=env,
+                           capture_output=True, text=True, timeout=timeout)
+               for script, args in runs]
+  return [_succeeded(future.result()) for future in started]
+
+
+def _script_command(tree, script, args):
+  return [sys.executable, str(Path(tree) / script), *map(str, args)]
+
+
+def _succeeded(proc):
+  """PROC, if it exited 0; else the test fails with its command and output."""
   if proc.returncode != 0:
-    pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n"
+    pytest.fail(f"{' '.join(proc.args)} exited {proc.returncode}\n"
                 f"--- stdout ---\n{proc.stdout[-8000:]}\n"
                 f"--- stderr ---\n{proc.stderr[-8000:]}")
   return proc
