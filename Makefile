@@ -65,11 +65,12 @@ demo: apply
 	$(PY) tools/demo.py
 
 # The series check and the tests' builds on the real upstream share one cache, so upstream is
-# converted once per cache (a fresh clone's build/cache in CI).
+# converted once per cache (a fresh clone's build/cache in CI). pytest runs two workers (two
+# cores), each taking whole files; tests/conftest.py puts the longest files first.
 test: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
 test: setup gaudi-env
 	$(PY) tools/apply_patches.py check
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # The tests that build nothing real (the tool's helpers, in process): seconds, for iterating.
 test-fast: setup
