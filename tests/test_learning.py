@@ -51,17 +51,22 @@ SQUAD_V2_LEARNING_RATE = 3e-4
 
 # Thresholds, and (in brackets) what runs of this chain reached on a shared
 # 2-core machine under a load of 7 to 11: held-out masked-LM accuracy
-# (0.42, 0.43, 0.44, 0.44; unigram baseline 0.17) and sentence-order accuracy
-# (0.78, 0.79, 0.84, 0.95); MRPC accuracy (0.985, 0.985, 0.985, and 0.805 in
-# one demo run); STS-B Pearson (0.81, 0.82); SQuAD exact match (100, 100).
-# SQuAD 2.0 exact (99.4, 96.1, 98.9, 99.4, 90.0, 86.1, 98.9, 91.1, 97.8;
-# load 4 to 7). RACE has no learning test yet: with write_race's task, 1200
-# steps of run_race.py reached 1.0, 0.97, 0.94, 0.7 and 0.47 in runs of this
-# chain, too spread for a threshold that never fails by chance.
+# (0.42, 0.43, 0.44, 0.44, 0.46, 0.39, 0.43, 0.41; unigram baseline 0.17)
+# and sentence-order accuracy (0.78, 0.79, 0.84, 0.95, 0.83, 0.81, 0.70,
+# 0.90); MRPC accuracy (0.985, 0.985, 0.985, 0.985, 1.0, 0.995, and 0.805 in
+# one demo run); STS-B Pearson (0.81, 0.82, 0.82, 0.67: it follows how well
+# pretraining went); SQuAD exact match (100, 100, 100, 100). SQuAD 2.0 exact
+# after 10 epochs (99.4, 96.1, 98.9, 99.4, 90.0, 86.1, 98.9, 91.1, 97.8, 73.9;
+# load 4 to 7), hence 15 now (98.9). RACE has no learning test yet: with
+# write_race's task, 1200 steps of run_race.py at rate 3e-4 reached 1.0,
+# 0.97, 0.94, 0.7 and 0.47 in runs of this chain; at 1e-3, 0.99 to 1.0 in
+# four runs from one pretraining checkpoint, but 0.31 from another. The
+# matching it needs is learnt abruptly or not at all, which is no threshold
+# that never fails by chance.
 MLM_ACCURACY = 0.3
 SOP_ACCURACY = 0.65
 MRPC_ACCURACY = 0.75
-STSB_PEARSON = 0.6
+STSB_PEARSON = 0.5
 SQUAD_EXACT_MATCH = 80.0
 SQUAD_V2_EXACT = 70.0
 # How far a 2-process run of the same optimisation (on_two_ranks) may fall
