@@ -161,13 +161,13 @@ def write_albert_config(path, vocab_size, hidden_size=32, num_layers=2,
 
 
 def _similar_pair(rng, shared):
-  """Two sentences about two people each, `shared` of them the same."""
-  people = rng.sample(NAMES, 4 - shared)
-  first, second = people[:2], people[2 - shared:]
-  rng.shuffle(second)
-  return tuple(_say(rng, (" and ".join(names), rng.choice(ACTIONS),
-                          rng.choice(sorted(THINGS))))
-               for names in (first, second))
+  """Two sentences of (name, action, thing) with `shared` of the three keys the same."""
+  first = tuple(rng.choice(CHOICES[key]) for key in KEYS)
+  same = set(rng.sample(range(len(KEYS)), shared))
+  second = tuple(first[i] if i in same else
+                 rng.choice([c for c in CHOICES[key] if c != first[i]])
+                 for i, key in enumerate(KEYS))
+  return _say(rng, first), _say(rng, second)
 
 
 def _paraphrase_pair(rng, label):
@@ -255,10 +255,10 @@ def write_squad_v1(path, num_paragraphs=8, seed=2, prefix="q",
 def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
   """Writes DATA_DIR/STS-B/{train,dev,test}.tsv in GLUE's STS-B format.
 
-  Each sentence is about two people ("anna and tom paint the red house ."),
-  in a random wording, and the score is 5 times the share of the people both
-  name: 0, 2.5 or 5, equally often; actions and things are drawn afresh.
-  Returns DATA_DIR.
+  Each sentence says who does what to which thing ("anna paints the red
+  house ."), in a random wording, and the score is 5 times the share of
+  those three the sentences have in common: 0, 5/3, 10/3 or 5, equally
+  often. Returns DATA_DIR.
   """
   rng = random.Random(seed)
   task_dir = Path(data_dir) / "STS-B"
@@ -267,9 +267,9 @@ def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
             "sentence1\tsentence2")
   for name, count in (("train", num_train), ("dev", num_dev), ("test", 8)):
     rows = [header + ("\tscore" if name != "test" else "")]
-    for i, shared in enumerate(_balanced(rng, count, [0, 1, 2])):
+    for i, shared in enumerate(_balanced(rng, count, [0, 1, 2, 3])):
       a, b = _similar_pair(rng, shared)
-      score = 5.0 * shared / 2
+      score = 5.0 * shared / len(KEYS)
       row = "%d\tmain-captions\tMSRvid\t2012test\t%04d\tnone\tnone\t%s\t%s" % (
           i, i, a, b)
       if name != "test":
