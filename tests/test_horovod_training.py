@@ -265,14 +265,20 @@ def test_pretraining_eval_only_after_training(albert_tree, data,
 
 # Runs a script with Horovod's BroadcastGlobalVariablesHook replaced by a
 # hook that only records the rank's variables at the end: each rank keeps
-# its own random initialisation.  Usage as RECORDING.
+# its own random initialisation.  Each rank also gets an output_dir of its
+# own: in one shared directory, a rank that creates its session after rank 0
+# saved its step-0 checkpoint restores it, and so starts from rank 0's
+# variables after all (as happened under load).  Usage as RECORDING.
 WITHOUT_BROADCAST = _RECORD_AT_END + """
+import os
 class OnlyRecord(tf.compat.v1.train.SessionRunHook):
   def __init__(self, *args, **kwargs):
     pass
   end = end
 
 hvd.BroadcastGlobalVariablesHook = OnlyRecord
+_at = sys.argv.index("--output_dir")
+sys.argv[_at + 1] += "/rank" + os.environ["HOROVOD_RANK"]
 """ + _RUN_SCRIPT
 
 
