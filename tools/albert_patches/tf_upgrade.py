@@ -16,7 +16,10 @@ import types
 
 
 def _import_converter():
-  """tensorflow.tools.compatibility's ast_edits and tf_upgrade_v2, without importing TensorFlow."""
+  """tensorflow.tools.compatibility's ast_edits and tf_upgrade_v2, without importing TensorFlow.
+
+  Only for this script's own process: it puts bare `tensorflow` packages in sys.modules.
+  """
   spec = importlib.util.find_spec("tensorflow")
   if spec is None or spec.origin is None:
     sys.exit("error: TensorFlow is not installed in %s" % sys.executable)
@@ -32,10 +35,15 @@ def _import_converter():
   return ast_edits, tf_upgrade_v2
 
 
-ast_edits, tf_upgrade_v2 = _import_converter()
-# tf_upgrade_v2_main's default mode: no import rename, compat.v1 imports upgraded.
-UPGRADER = ast_edits.ASTCodeUpgrader(
-    tf_upgrade_v2.TFAPIChangeSpec(import_rename=False, upgrade_compat_v1_import=True))
+# The converter, set up before the pool's processes fork from this one.
+UPGRADER = None
+
+
+def make_upgrader():
+  """tf_upgrade_v2_main's default mode: no import rename, compat.v1 imports upgraded."""
+  ast_edits, tf_upgrade_v2 = _import_converter()
+  return ast_edits.ASTCodeUpgrader(
+      tf_upgrade_v2.TFAPIChangeSpec(import_rename=False, upgrade_compat_v1_import=True))
 
 
 def convert_file(path):
@@ -53,6 +61,8 @@ def python_files(tree):
 
 
 def upgrade_tree(tree, report_path):
+  global UPGRADER  # pylint: disable=global-statement
+  UPGRADER = make_upgrader()
   files = python_files(tree)
   converted = [path for path in files if not os.path.islink(path)]
   workers = max(1, min(os.cpu_count() or 1, len(converted)))
