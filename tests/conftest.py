@@ -73,6 +73,15 @@ def albert_tree(tmp_path_factory, upstream_cache):
   return out
 
 
+def cpu_has_avx512():
+  """Whether --precision=bf16 can run here: oneDNN's bfloat16 rewrite needs AVX-512."""
+  try:
+    flags = open("/proc/cpuinfo", encoding="utf-8").read().split()
+  except OSError:
+    return False
+  return "avx512f" in flags
+
+
 def load_tree_module(tree, filename, name):
   """A fresh import of TREE/FILENAME as module NAME, without putting the tree on sys.path."""
   spec = importlib.util.spec_from_file_location(name, Path(tree) / filename)

@@ -11,14 +11,7 @@ from pathlib import Path
 
 import pytest
 
-
-
-def cpu_has_avx512():
-  try:
-    flags = open("/proc/cpuinfo", encoding="utf-8").read().split()
-  except OSError:
-    return False
-  return "avx512f" in flags
+from conftest import cpu_has_avx512
 
 
 def _env(tree, **extra):
