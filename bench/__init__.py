@@ -6,9 +6,9 @@ does); bench/README.md says what each figure means. The modules:
   __main__  the run: options, the parts in order, the table and bench/results.json
   tool      part 1: tools/apply_patches.py on a temporary copy, next to clone + tf_upgrade_v2
   measure   parts 2-4 as seen from here: the tree, the training runs, the peer, the matmul peak
-  train     the TensorFlow side, run in processes of its own (data, matmul peak, training)
+  train     the TensorFlow side, run in processes of its own (inputs, matmul peak, training)
   peer      HuggingFace transformers' ALBERT on PyTorch, run in build/bench-venv
-  flops     model FLOPs of one example
+  flops     model FLOPs of one example of each task
   proc      running and logging subprocesses, and what machine this is
   report    units, the printed table and the results file
 

@@ -5,11 +5,16 @@ when something cannot run, never on a number. The parts:
 
   1. the tool (tools/apply_patches.py) on a temporary copy of the project, next to the floor:
      git clone of the pinned commit + tf_upgrade_v2 on it        (bench/tool.py)
-  2. training throughput of the patched run_pretraining.py on this CPU, ALBERT-base shapes,
-     1 process and horovodrun -np 2                               (bench/train.py)
-  3. the peer: HuggingFace transformers AlbertForPreTraining on PyTorch, same shapes, in a
-     venv of its own (build/bench-venv)                           (bench/peer.py)
-  4. model FLOPs x examples/s over a matmul peak measured here    (bench/flops.py)
+  2. training throughput of the patched scripts on this CPU, ALBERT-base shapes, one row per
+     task and precision: run_pretraining.py (seq 128), run_squad_v1.py (seq 384),
+     run_classifier.py (seq 128), each with --precision=fp32 and bf16; and
+     run_pretraining.py under horovodrun -np 2                    (bench/train.py)
+  3. the peer: HuggingFace transformers' AlbertForPreTraining, AlbertForQuestionAnswering and
+     AlbertForSequenceClassification on PyTorch, same shapes, eager and torch.compile'd,
+     fp32 and torch.autocast bf16, in a venv of its own (build/bench-venv); each row is
+     compared with the faster of eager and compiled               (bench/peer.py)
+  4. model FLOPs x examples/s over a matmul peak of the row's precision measured here
+                                                                  (bench/flops.py)
   5. GPU: not measured here (no GPU on this machine).
 
 Run it from the checkout with the project's venv: `.venv/bin/python -m bench` (what `make bench`
@@ -31,12 +36,30 @@ from albert_patches.fetch import SHARED_BUNDLE as BUNDLE
 from bench import BENCH, PROJECT, flops, measure, report, tool
 from bench.proc import log, machine, run_logged, tail
 
+TASKS = ("pretrain", "squad", "classifier")
+PRECISIONS = ("fp32", "bf16")
+PEER_MODES = ("eager", "compiled")
+# Each row's training script, and the peer's model for it.
+SCRIPTS = {"pretrain": "run_pretraining.py", "squad": "run_squad_v1.py",
+           "classifier": "run_classifier.py"}
+PEER_MODELS = {"pretrain": "AlbertForPreTraining", "squad": "AlbertForQuestionAnswering",
+               "classifier": "AlbertForSequenceClassification"}
+
 
 def parse(argv):
   """The options; --quick shrinks the run to a smoke test."""
   p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-  p.add_argument("--batch", type=int, default=8, help="examples per step and process")
-  p.add_argument("--seq", type=int, default=128)
+  p.add_argument("--batch", type=int, default=8,
+                 help="examples per step and process (pretraining and classifier rows)")
+  p.add_argument("--seq", type=int, default=128, help="pretraining and classifier sequence")
+  p.add_argument("--squad-batch", type=int, default=4)
+  p.add_argument("--squad-seq", type=int, default=384)
+  p.add_argument("--tasks", default=",".join(TASKS),
+                 help=f"comma-separated rows to train, of {','.join(TASKS)}")
+  p.add_argument("--precisions", default=",".join(PRECISIONS),
+                 help=f"comma-separated precisions of each row, of {','.join(PRECISIONS)}")
+  p.add_argument("--peer-modes", default=",".join(PEER_MODES),
+                 help=f"comma-separated ways to run the peer, of {','.join(PEER_MODES)}")
   p.add_argument("--preds", type=int, default=20, help="max_predictions_per_seq")
   p.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
   p.add_argument("--timed", type=int, default=10, help="timed steps after the warm-up")
@@ -61,7 +84,7 @@ def parse(argv):
   p.add_argument("--peak-n", type=int, default=2048)
   p.add_argument("--peak-reps", type=int, default=8)
   p.add_argument("--run-timeout", type=int, default=420, help="limit of one training run (s)")
-  p.add_argument("--budget", type=int, default=840,
+  p.add_argument("--budget", type=int, default=3600,
                  help="seconds the whole benchmark may take; a training run that would start "
                       "with less than a minute left is skipped, with a note")
   p.add_argument("--examples", type=int, default=512, help="synthetic examples written")
@@ -70,8 +93,16 @@ def parse(argv):
                  help="smoke run: batch 2, 1 warm-up + 1 timed step, 1 repeat; numbers "
                       "mean nothing")
   args = p.parse_args(argv)
+  for option, allowed in (("tasks", TASKS), ("precisions", PRECISIONS),
+                          ("peer_modes", PEER_MODES)):
+    chosen = [v for v in getattr(args, option).split(",") if v]
+    wrong = sorted(set(chosen) - set(allowed))
+    if wrong:
+      p.error(f"--{option.replace('_', '-')}: unknown {', '.join(wrong)}; "
+              f"choose from {','.join(allowed)}")
+    setattr(args, option, chosen)
   if args.quick:
-    args.batch, args.warmup, args.timed, args.repeats = 2, 1, 1, 1
+    args.batch, args.squad_batch, args.warmup, args.timed, args.repeats = 2, 1, 1, 1, 1
     args.peak_n, args.peak_reps, args.examples = 512, 2, 32
   return args
 
@@ -86,7 +117,9 @@ def start(args):
   logfile = work / "bench.log"
   meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
           "machine": machine(), "batch_per_process": args.batch, "seq": args.seq,
-          "max_predictions_per_seq": args.preds, "warmup_steps": args.warmup,
+          "max_predictions_per_seq": args.preds, "squad_batch": args.squad_batch,
+          "squad_seq": args.squad_seq, "tasks": args.tasks, "precisions": args.precisions,
+          "peer_modes": args.peer_modes, "warmup_steps": args.warmup,
           "timed_steps": args.timed, "threads": args.threads, "optimizer": args.optimizer,
           "quick": args.quick, "log": str(logfile), "runs": {}}
   log(f"log: {logfile}; load average at start {meta['machine']['loadavg_at_start']}")
@@ -126,59 +159,103 @@ def tool_figures(args, tmp, logfile, results, notes, meta):
 
 
 def prepare_training(args, cache, work, logfile, notes, meta):
-  """The tree (sets args.tree_path), its config and the synthetic data; returns
-  (config, data_glob, the tree's features)."""
+  """The tree (sets args.tree_path), its config and the inputs; returns
+  (config, pretraining data glob, fine-tuning inputs, the tree's features)."""
   args.tree_path, how = measure.build_tree(args, cache, logfile)
   features = measure.tree_features(args.tree_path)
   meta["tree"] = {"path": str(args.tree_path), "how": how, **features}
   log(f"tree: {how}")
-  if not features["perf_hook_in_script"]:
-    notes.append("run_pretraining.py does not pass a PerfLoggingHook to estimator.train in "
-                 "this tree; bench/train.py adds the tree's training_hooks."
-                 "PerfLoggingHook to it (same measurement)")
   config = work / "albert_config.json"
   config.write_text(json.dumps(flops.ALBERT_BASE, indent=1), encoding="utf-8")
-  if {"tf1", "hvd"} - set(args.skip):
+  data_glob = str(work / "data" / "*.tfrecord")
+  if "pretrain" in args.tasks and {"tf1", "hvd"} - set(args.skip):
     rc, _ = run_logged([sys.executable, str(BENCH / "train.py"), "data", "--out",
                         str(work / "data"), "--seq", str(args.seq), "--preds",
                         str(args.preds), "--examples", str(args.examples), "--files", "2"],
                        measure.tf_env(args.threads, args.threads, {}), logfile, timeout=300)
     if rc != 0:
       raise SystemExit(f"bench: writing the synthetic data failed: {tail(logfile)}")
-  return config, str(work / "data" / "*.tfrecord"), features
+  inputs = None
+  if {"squad", "classifier"} & set(args.tasks) and "tf1" not in args.skip:
+    inputs = measure.write_text_inputs(work, args, logfile)
+  return config, data_glob, inputs, features
 
 
 def peak_figures(args, work, logfile, results, meta):
-  """Part 4's matmul peak, measured first, while nothing else of ours runs."""
-  peak = peak1 = None
-  if "peak" not in args.skip:
-    log(f"4/5 matmul peak ({args.threads} threads and 1 thread)")
-    peak = measure.matmul_peak(work, args.threads, args, logfile)
-    peak1 = measure.matmul_peak(work, 1, args, logfile) if args.threads != 1 else peak
-    meta["peak"] = {"threads": peak, "1thread": peak1}
-  results["matmul_peak_gflop_per_s"] = peak and peak["gflop_per_s_best"]
-  results["matmul_peak_1thread_gflop_per_s"] = peak1 and peak1["gflop_per_s_best"]
+  """Part 4's matmul peaks, measured first, while nothing else of ours runs: per precision,
+  TensorFlow's and (where the peer runs) PyTorch's; the higher is the row's limit."""
+  if "peak" in args.skip:
+    return
+  meta["peak"] = {}
+  for precision in args.precisions:
+    log(f"4/5 matmul peak, {precision} ({args.threads} threads and 1 thread)")
+    found = {}
+    for threads in sorted({args.threads, 1}, reverse=True):
+      found[f"tf_{threads}"] = measure.matmul_peak(work, threads, precision, args, logfile)
+      if "peer" not in args.skip:
+        found[f"torch_{threads}"] = measure.peer_matmul_peak(work, threads, precision, args,
+                                                             logfile)
+    meta["peak"][precision] = found
+
+    def best(threads):
+      rates = [r["gflop_per_s_best"] for k, r in found.items()
+               if r and k.endswith(f"_{threads}")]
+      return max(rates) if rates else None
+
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    results[f"matmul_peak{suffix}_gflop_per_s"] = best(args.threads)
+    results[f"matmul_peak{suffix}_1thread_gflop_per_s"] = best(1)
 
 
-def training_plan(args, work, data_glob, config, features, logfile, runs):
-  """Parts 2 and 3 as (name, what to log, measure): the two runs the headline ratio needs
-  first."""
+def row_name(task, precision, peer_mode=None):
+  return f"{task}_{precision}" + (f"_peer_{peer_mode}" if peer_mode else "")
+
+
+def training_plan(args, work, data_glob, inputs, config, features, logfile, runs):
+  """Parts 2 and 3 as (name, what to log, measure), a row's runs side by side: ours, then the
+  peer's, for each task and precision; the Horovod run last."""
+
+  def script_flags(task, precision=None):
+    def flags(out, steps):
+      if task == "pretrain":
+        chosen = measure.pretraining_flags(args, data_glob, config, out, steps)
+      else:
+        chosen = measure.fine_tuning_flags(task, args, inputs, config, out, steps)
+      return chosen + ([f"--precision={precision}"] if precision else [])
+    return flags
+
+  def ours(task, precision):
+    return lambda: measure.train_tf(row_name(task, precision), work, SCRIPTS[task],
+                                    script_flags(task, precision), args, 1, args.threads,
+                                    logfile)
+
+  def peer(task, precision, mode, batch, seq):
+    return lambda: measure.train_peer(row_name(task, precision, mode), work, task, precision,
+                                      mode == "compiled", batch, seq, args, args.threads,
+                                      logfile)
+
   plan = []
-  if "tf1" not in args.skip:
-    plan.append(("tf_1proc", f"2/5 training, 1 process, batch {args.batch}, "
-                 f"{args.warmup}+{args.timed} steps",
-                 lambda: measure.train_tf("1proc", work, data_glob, config, args, 1,
-                                          args.threads, logfile)))
-  if "peer" not in args.skip:
-    plan.append(("peer", f"3/5 peer: HF AlbertForPreTraining, batch {args.batch}",
-                 lambda: measure.train_peer(work, args, args.threads, logfile)))
-  if "hvd" not in args.skip:
+  for task in args.tasks:
+    batch, seq = ((args.squad_batch, args.squad_seq) if task == "squad"
+                  else (args.batch, args.seq))
+    for precision in args.precisions:
+      if "tf1" not in args.skip:
+        plan.append((row_name(task, precision),
+                     f"2/5 {SCRIPTS[task]} --precision={precision}, 1 process, batch {batch} x "
+                     f"seq {seq}, {args.warmup}+{args.timed} steps", ours(task, precision)))
+      if "peer" not in args.skip:
+        for mode in args.peer_modes:
+          plan.append((row_name(task, precision, mode),
+                       f"3/5 peer: {PEER_MODELS[task]}, {precision}, {mode}, batch {batch} x "
+                       f"seq {seq}", peer(task, precision, mode, batch, seq)))
+  if "hvd" not in args.skip and "pretrain" in args.tasks:
     if not features["use_horovod_flag"]:
       runs["tf_hvd2"] = {"error": "run_pretraining.py has no --use_horovod in this tree"}
     else:
-      plan.append(("tf_hvd2", f"2/5 training, horovodrun -np 2, batch {args.batch} per "
-                   "process", lambda: measure.train_tf("hvd2", work, data_glob, config, args, 2,
-                                                      max(1, args.threads // 2), logfile)))
+      plan.append(("tf_hvd2", f"2/5 run_pretraining.py, horovodrun -np 2, batch {args.batch} "
+                   "per process", lambda: measure.train_tf(
+                       "hvd2", work, SCRIPTS["pretrain"], script_flags("pretrain"), args, 2,
+                       max(1, args.threads // 2), logfile)))
   return plan
 
 
@@ -197,14 +274,30 @@ def training_figures(args, plan, runs, results, notes):
     if run.get("error"):
       notes.append(f"{name}: {run['error']}")
       log(f"{name}: {run['error']}")
-    results[f"{name}_examples_per_s"] = run.get("examples_per_s")
-    results[f"{name}_step_s"] = run.get("step_s")
-    results[f"{name}_examples_per_cpu_s"] = run.get("examples_per_cpu_s")
-    results[f"{name}_cores_used"] = run.get("cores_used")
+    for figure in ("examples_per_s", "step_s", "examples_per_cpu_s", "cores_used"):
+      results[f"{name}_{figure}"] = run.get(figure)
 
 
-def peer_ratios(results):
-  """Part 3's ratios: ours over the peer, and two processes over one."""
+def peer_ratios(args, results, meta):
+  """Part 3's ratios: ours over the peer's best (eager or compiled), per row; and the keys
+  of earlier benchmarks, which were the fp32 pretraining row."""
+  best = meta.setdefault("peer_best", {})
+  for task in args.tasks:
+    for precision in args.precisions:
+      name = row_name(task, precision)
+      peers = {mode: results.get(f"{row_name(task, precision, mode)}_examples_per_s")
+               for mode in args.peer_modes}
+      peers = {mode: rate for mode, rate in peers.items() if rate}
+      mode = max(peers, key=peers.get) if peers else None
+      best[name] = mode
+      peer = peers.get(mode)
+      results[f"{name}_peer_examples_per_s"] = peer
+      ours = results.get(f"{name}_examples_per_s")
+      results[f"{name}_ratio_vs_peer"] = ours / peer if ours and peer else None
+  for figure in ("examples_per_s", "step_s", "examples_per_cpu_s", "cores_used"):
+    results[f"tf_1proc_{figure}"] = results.get(f"pretrain_fp32_{figure}")
+    peer_name = row_name("pretrain", "fp32", best.get("pretrain_fp32") or "eager")
+    results[f"peer_{figure}"] = results.get(f"{peer_name}_{figure}")
   ours = results.get("tf_1proc_examples_per_s")
   hvd2 = results.get("tf_hvd2_examples_per_s")
   peer = results.get("peer_examples_per_s")
@@ -217,26 +310,44 @@ def peer_ratios(results):
                                                  else None)
 
 
+def utilisation(gflop, examples_per_s, peak):
+  return 100.0 * gflop * examples_per_s / peak if gflop and examples_per_s and peak else None
+
+
 def limit_figures(args, results, notes, meta):
-  """Part 4: model FLOPs per example, and each run's utilisation of the matmul peak."""
-  per_example, parts = flops.per_example(flops.ALBERT_BASE, args.seq, args.preds)
-  results["model_gflop_per_example"] = per_example / 1e9
-  meta["flops_parts_gflop"] = {k: v / 1e9 for k, v in parts.items()}
+  """Part 4: model FLOPs per example, and each run's utilisation of the matmul peak of its
+  precision."""
+  meta["flops_parts_gflop"] = {}
+  for task in TASKS:
+    seq = args.squad_seq if task == "squad" else args.seq
+    per_example, parts = flops.per_example(flops.ALBERT_BASE, seq, args.preds, task)
+    results[f"{task}_gflop_per_example"] = per_example / 1e9
+    meta["flops_parts_gflop"][task] = {k: v / 1e9 for k, v in parts.items()}
+  results["model_gflop_per_example"] = results["pretrain_gflop_per_example"]
   meta["non_embedding_parameters"] = flops.non_embedding_parameters(flops.ALBERT_BASE)
+  for task in args.tasks:
+    gflop = results[f"{task}_gflop_per_example"]
+    for precision in args.precisions:
+      suffix = "" if precision == "fp32" else f"_{precision}"
+      peak = results.get(f"matmul_peak{suffix}_gflop_per_s")
+      for who in ("", "_peer"):
+        name = row_name(task, precision) + who
+        results[f"{name}_utilisation_pct"] = utilisation(
+            gflop, results.get(f"{name}_examples_per_s"), peak)
+  gflop = results["model_gflop_per_example"]
   for name in ("tf_1proc", "tf_hvd2", "peer"):
     eps = results.get(f"{name}_examples_per_s")
-    results[f"{name}_utilisation_pct"] = (100.0 * per_example / 1e9 * eps /
-                                          results["matmul_peak_gflop_per_s"]
-                                          if eps and results.get("matmul_peak_gflop_per_s")
-                                          else None)
+    results[f"{name}_utilisation_pct"] = utilisation(
+        gflop, eps, results.get("matmul_peak_gflop_per_s"))
     # Against the cores the run actually got (others' load on a shared machine):
     # the 1-thread peak x cores used.
     cores = results.get(f"{name}_cores_used")
-    results[f"{name}_utilisation_of_cores_got_pct"] = (
-        100.0 * per_example / 1e9 * eps / (results["matmul_peak_1thread_gflop_per_s"] * cores)
-        if eps and cores and results.get("matmul_peak_1thread_gflop_per_s") else None)
+    peak1 = results.get("matmul_peak_1thread_gflop_per_s")
+    results[f"{name}_utilisation_of_cores_got_pct"] = utilisation(
+        gflop, eps, peak1 * cores if peak1 and cores else None)
   results["gpu_examples_per_s"] = None
-  notes.append("GPU: not available in this session; not measured")
+  notes.append("GPU: no GPU on this machine, and the GPU machines available cannot run "
+               "TensorFlow 2.15 (Python 3.12 there); not measured")
   notes.append("the peer's masked-LM head computes vocabulary logits for every token "
                f"({args.seq}), ours only for the {args.preds} masked positions; model FLOPs "
                "count the masked positions for both")
@@ -251,11 +362,13 @@ def main(argv=None):
   tmp = Path(tempfile.mkdtemp(prefix="albert-bench-"))
   try:
     cache = tool_figures(args, tmp, logfile, results, notes, meta)
-    config, data_glob, features = prepare_training(args, cache, work, logfile, notes, meta)
+    config, data_glob, inputs, features = prepare_training(args, cache, work, logfile, notes,
+                                                           meta)
     peak_figures(args, work, logfile, results, meta)
-    plan = training_plan(args, work, data_glob, config, features, logfile, meta["runs"])
+    plan = training_plan(args, work, data_glob, inputs, config, features, logfile,
+                         meta["runs"])
     training_figures(args, plan, meta["runs"], results, notes)
-    peer_ratios(results)
+    peer_ratios(args, results, meta)
     limit_figures(args, results, notes, meta)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Model FLOPs of one ALBERT pretraining example, counted from the config (for the benchmark).
+"""Model FLOPs of one ALBERT training example, counted from the config (for the benchmark).
 
 Training costs three forward passes (forward, plus twice its cost for the backward pass: the
 gradients of activations and of weights), i.e. 6 x parameters x tokens for the dense layers,
@@ -16,8 +16,12 @@ ALBERT_BASE = {
 }
 
 
-def per_example(config, seq, preds):
-  """FLOPs (multiply and add counted as 2) of one training example, with the parts."""
+def per_example(config, seq, preds, task="pretrain"):
+  """FLOPs (multiply and add counted as 2) of one training example, with the parts.
+
+  task: pretrain (masked-LM and sentence-order heads), squad (start and end logits for
+  every token) or classifier (pooler and a 2-way classifier).
+  """
   h = config["hidden_size"]
   e = config["embedding_size"]
   i = config["intermediate_size"]
@@ -30,15 +34,21 @@ def per_example(config, seq, preds):
   attention_layer = 2 * (2 * seq * h)
   encoder = seq * layers * (dense_layer + attention_layer)
   embedding_projection = seq * 2 * e * h  # factorised embedding: e -> h
-  # Masked-LM head on the `preds` masked positions only (h -> e dense, e -> vocab logits),
-  # and the sentence-order head (pooler h -> h, classifier h -> 2) once per example.
-  mlm_head = preds * 2 * (h * e + e * v)
-  sop_head = 2 * (h * h + 2 * h)
-  forward = encoder + embedding_projection + mlm_head + sop_head
+  # Pretraining: the masked-LM head on the `preds` masked positions only (h -> e dense,
+  # e -> vocab logits), and the sentence-order head (pooler h -> h, classifier h -> 2) once
+  # per example. SQuAD: h -> 2 logits per token. Classifier: pooler and h -> 2, once.
+  pooled_head = 2 * (h * h + 2 * h)
+  if task == "pretrain":
+    heads = {"mlm_head": preds * 2 * (h * e + e * v), "sop_head": pooled_head}
+  elif task == "squad":
+    heads = {"span_head": seq * 2 * 2 * h}
+  else:
+    heads = {"classifier_head": pooled_head}
+  forward = encoder + embedding_projection + sum(heads.values())
   parts = {"encoder_dense": 3 * seq * layers * dense_layer,
            "attention": 3 * seq * layers * attention_layer,
            "embedding_projection": 3 * embedding_projection,
-           "mlm_head": 3 * mlm_head, "sop_head": 3 * sop_head}
+           **{name: 3 * flop for name, flop in heads.items()}}
   return 3 * forward, parts
 
 

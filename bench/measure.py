@@ -56,17 +56,45 @@ def tf_env(threads_intra, threads_inter, extra):
   return env
 
 
-def matmul_peak(work, threads, args, logfile):
-  path = work / f"peak-{threads}.json"
+def matmul_peak(work, threads, precision, args, logfile):
+  """TensorFlow's best n x n matmul in the precision's dtype, on THREADS threads."""
+  path = work / f"peak-{precision}-{threads}.json"
   rc, _ = run_logged([sys.executable, str(BENCH / "train.py"), "peak", "--json",
-                      str(path), "--n", str(args.peak_n), "--reps", str(args.peak_reps)],
+                      str(path), "--n", str(args.peak_n), "--reps", str(args.peak_reps),
+                      "--precision", precision],
                      tf_env(threads, 1, {}), logfile, timeout=300)
   if rc != 0:
     return None
   return json.loads(path.read_text(encoding="utf-8"))
 
 
-def albert_flags(args, data_glob, config, output_dir, steps):
+def peer_matmul_peak(work, threads, precision, args, logfile):
+  """PyTorch's best n x n matmul in the precision's dtype, in the peer's venv."""
+  path = work / f"peer-peak-{precision}-{threads}.json"
+  rc, _ = run_logged([str(peer_python()), str(BENCH / "peer.py"), "--peak", "--json",
+                      str(path), "--n", str(args.peak_n), "--reps", str(args.peak_reps),
+                      "--precision", precision, "--threads", str(threads)],
+                     peer_env(threads), logfile, timeout=300)
+  if rc != 0:
+    return None
+  return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_text_inputs(work, args, logfile):
+  """The inputs of the fine-tuning rows: spm model, MRPC files, SQuAD v1 file."""
+  steps = args.warmup + args.timed
+  rc, _ = run_logged([sys.executable, str(BENCH / "train.py"), "text", "--out",
+                      str(work / "text"), "--classifier-examples", str(steps * args.batch),
+                      "--squad-examples", str(steps * args.squad_batch)],
+                     tf_env(args.threads, args.threads, {}), logfile, timeout=300)
+  if rc != 0:
+    raise SystemExit(f"bench: writing the fine-tuning inputs failed: {tail(logfile)}")
+  text = work / "text"
+  return {"spm_model": text / "spm.model", "spm_vocab": text / "spm.vocab",
+          "mrpc": text / "mrpc", "squad": text / "squad_train.json"}
+
+
+def pretraining_flags(args, data_glob, config, output_dir, steps):
   flags = [f"--input_file={data_glob}", f"--output_dir={output_dir}",
            f"--albert_config_file={config}", "--do_train", f"--train_batch_size={args.batch}",
            f"--max_seq_length={args.seq}", f"--max_predictions_per_seq={args.preds}",
@@ -75,6 +103,26 @@ def albert_flags(args, data_glob, config, output_dir, steps):
   if args.use_einsum is not None:
     flags.append(f"--use_einsum={str(args.use_einsum).lower()}")
   return flags + list(args.tf_flag)
+
+
+def fine_tuning_flags(task, args, inputs, config, output_dir, steps):
+  """run_classifier.py's (MRPC) or run_squad_v1.py's training flags: STEPS steps, no eval."""
+  common = [f"--albert_config_file={config}", f"--vocab_file={inputs['spm_vocab']}",
+            f"--spm_model_file={inputs['spm_model']}", f"--output_dir={output_dir}",
+            "--do_lower_case", "--do_train", "--learning_rate=1e-4",
+            "--save_checkpoints_steps=1000000"]
+  if task == "classifier":
+    return common + ["--task_name=MRPC", f"--data_dir={inputs['mrpc']}",
+                     f"--max_seq_length={args.seq}", f"--train_batch_size={args.batch}",
+                     f"--train_step={steps}", "--warmup_step=0",
+                     f"--optimizer={args.optimizer}"] + list(args.tf_flag)
+  # run_squad_v1.py trains examples / batch x epochs steps; write_text_inputs wrote
+  # STEPS batches of examples (rounded up to whole paragraphs), so 1 epoch is STEPS steps.
+  return common + [f"--train_file={inputs['squad']}",
+                   f"--train_feature_file={output_dir}.train.tfrecord",
+                   f"--max_seq_length={args.squad_seq}", "--doc_stride=128",
+                   "--max_query_length=64", f"--train_batch_size={args.squad_batch}",
+                   "--num_train_epochs=1"] + list(args.tf_flag)
 
 
 def timeout(args):
@@ -103,8 +151,11 @@ def rate(durations, examples_per_step, warmup):
   return examples_per_step * len(timed) / sum(timed), timed
 
 
-def train_tf(name, work, data_glob, config, args, nproc, threads, logfile):
-  """One training run of run_pretraining.py; returns a dict of what it measured."""
+def train_tf(name, work, script, script_flags, args, nproc, threads, logfile):
+  """One training run of a patched training script; returns a dict of what it measured.
+
+  script_flags(output_dir, steps): the script's flags for a run of STEPS steps.
+  """
   out = work / f"train-{name}"
   shutil.rmtree(out, ignore_errors=True)
   json_base = work / f"perf-{name}.json"
@@ -114,14 +165,14 @@ def train_tf(name, work, data_glob, config, args, nproc, threads, logfile):
   extra = dict(kv.split("=", 1) for kv in args.tf_env)
   env = tf_env(threads, args.inter_threads or threads, extra)
   runner = [sys.executable, str(BENCH / "train.py"), "run", "--tree", str(args.tree_path),
-            "--json", str(json_base), "--"]
+            "--script", script, "--json", str(json_base), "--"]
   if nproc == 1:
-    cmd = runner + albert_flags(args, data_glob, config, out, steps)
+    cmd = runner + script_flags(out, steps)
   else:
-    # run_pretraining.py divides --num_train_steps by the number of workers.
+    # The scripts divide their step count by the number of workers.
     horovodrun = Path(sys.executable).parent / "horovodrun"
     cmd = [str(horovodrun), "-np", str(nproc), "-H", f"localhost:{nproc}", "--gloo"] + runner \
-        + albert_flags(args, data_glob, config, out, steps * nproc) + ["--use_horovod"]
+        + script_flags(out, steps * nproc) + ["--use_horovod"]
   load_before = loadavg()
   usage = {}
   rc, secs = run_logged(cmd, env, logfile, timeout=timeout(args), usage=usage)
@@ -197,29 +248,36 @@ def ensure_peer(logfile):
   return python, text
 
 
-def train_peer(work, args, threads, logfile):
-  path = work / "peer.json"
+def peer_env(threads):
+  return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+              TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
+
+
+def train_peer(name, work, task, precision, compiled, batch, seq, args, threads, logfile):
+  """One training run of the peer (bench/peer.py); returns a dict of what it measured."""
+  path = work / f"{name}.json"
   if path.exists():
     path.unlink()
   python, versions = ensure_peer(logfile)
-  env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-             TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
-  cmd = [str(python), str(BENCH / "peer.py"), "--json", str(path), "--batch",
-         str(args.batch), "--seq", str(args.seq), "--preds", str(args.preds), "--steps",
-         str(args.warmup + args.timed), "--threads", str(threads)]
+  cmd = [str(python), str(BENCH / "peer.py"), "--json", str(path), "--task", task,
+         "--precision", precision, "--batch", str(batch), "--seq", str(seq), "--preds",
+         str(args.preds), "--steps", str(args.warmup + args.timed), "--threads", str(threads)]
+  if compiled:
+    cmd.append("--compile")
   load_before = loadavg()
   usage = {}
-  rc, secs = run_logged(cmd, env, logfile, timeout=timeout(args), usage=usage)
+  rc, secs = run_logged(cmd, peer_env(threads), logfile, timeout=timeout(args), usage=usage)
   result = {"command": " ".join(cmd), "rc": rc, "wall_s": secs, "versions": versions, **usage,
             "threads": threads, "loadavg_before": load_before, "loadavg_after": loadavg()}
   if rc != 0 or not path.exists():
     result["error"] = f"peer failed ({rc}); see {logfile}: {tail(logfile)}"
     return result
   record = json.loads(path.read_text(encoding="utf-8"))
-  r, timed = rate(record["durations_s"], args.batch, args.warmup)
+  r, timed = rate(record["durations_s"], batch, args.warmup)
   result.update({"examples_per_s": r, "step_s": statistics.median(timed) if timed else None,
                  "timed_steps": len(timed), "durations_s": record["durations_s"],
                  "cores_used": cores_used(record, args.warmup),
+                 "examples_per_cpu_s": per_cpu_second(record, batch, args.warmup),
                  "max_rss_mib": record.get("max_rss_mib"), "parameters": record["parameters"],
                  "interop_threads": record.get("interop_threads")})
   return result

@@ -1,18 +1,32 @@
 #!/usr/bin/env python3
-"""The peer for `python -m bench`: HuggingFace transformers AlbertForPreTraining on PyTorch (CPU).
+"""The peer for `python -m bench`: HuggingFace transformers' ALBERT on PyTorch (CPU).
 
 Runs in the benchmark's own venv (build/bench-venv: torch + transformers), never in the
-project's. One training step = forward, masked-LM + sentence-order loss, backward, AdamW
-update, on random token ids with the shapes given. Writes one JSON object to --json.
+project's. One training step = forward, the task's loss, backward, AdamW update, on random
+token ids with the shapes given. The task picks the model:
 
-  peer.py --json PATH --batch B --seq S --preds P --steps N --threads T
+  pretrain    AlbertForPreTraining (masked-LM + sentence-order loss)
+  squad       AlbertForQuestionAnswering (start and end positions)
+  classifier  AlbertForSequenceClassification (2 labels)
+
+--precision=bf16 runs forward and loss under torch.autocast(device_type="cpu",
+dtype=torch.bfloat16), PyTorch's mixed precision for CPUs; --compile trains the
+torch.compile'd model (its compilation happens in the first steps, which the caller leaves
+out of the timing). Writes one JSON object to --json.
+
+  peer.py --json PATH --task T --precision P [--compile] --batch B --seq S --preds P
+          --steps N --threads T
+  peer.py --peak --json PATH --precision P --n N --reps R --threads T
   peer.py --selftest   (imports torch and transformers and trains a tiny model one step)
 """
 import argparse
+import contextlib
 import json
 import resource
 import sys
 import time
+
+TASKS = ("pretrain", "squad", "classifier")
 
 
 def albert_base(vocab=30000, tiny=False):
@@ -26,41 +40,64 @@ def albert_base(vocab=30000, tiny=False):
   return AlbertConfig(vocab_size=vocab, embedding_size=128, hidden_size=768,
                       num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                       hidden_act="gelu_new", hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0, max_position_embeddings=512,
-                      type_vocab_size=2, initializer_range=0.02)
+                      attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0,
+                      max_position_embeddings=512, type_vocab_size=2,
+                      initializer_range=0.02)
 
 
-def make_batch(torch, batch, seq, preds, vocab, generator):
-  input_ids = torch.randint(5, vocab, (batch, seq), generator=generator)
-  attention_mask = torch.ones(batch, seq, dtype=torch.long)
-  token_type_ids = torch.zeros(batch, seq, dtype=torch.long)
-  token_type_ids[:, seq // 2:] = 1
-  labels = torch.full((batch, seq), -100, dtype=torch.long)
-  for row in range(batch):
-    positions = torch.randperm(seq - 1, generator=generator)[:preds] + 1
-    labels[row, positions] = input_ids[row, positions]
-  sentence_order_label = torch.randint(0, 2, (batch,), generator=generator)
-  return dict(input_ids=input_ids, attention_mask=attention_mask,
-              token_type_ids=token_type_ids, labels=labels,
-              sentence_order_label=sentence_order_label)
+def make_model(task, config):
+  import transformers
+  if task == "pretrain":
+    return transformers.AlbertForPreTraining(config)
+  if task == "squad":
+    return transformers.AlbertForQuestionAnswering(config)
+  config.num_labels = 2
+  return transformers.AlbertForSequenceClassification(config)
+
+
+def make_batch(torch, task, batch, seq, preds, vocab, generator):
+  """Inputs and labels of one batch: a pair of segments filling the sequence."""
+  inputs = dict(input_ids=torch.randint(5, vocab, (batch, seq), generator=generator),
+                attention_mask=torch.ones(batch, seq, dtype=torch.long),
+                token_type_ids=torch.zeros(batch, seq, dtype=torch.long))
+  inputs["token_type_ids"][:, seq // 2:] = 1
+  if task == "pretrain":
+    labels = torch.full((batch, seq), -100, dtype=torch.long)
+    for row in range(batch):
+      positions = torch.randperm(seq - 1, generator=generator)[:preds] + 1
+      labels[row, positions] = inputs["input_ids"][row, positions]
+    inputs.update(labels=labels,
+                  sentence_order_label=torch.randint(0, 2, (batch,), generator=generator))
+  elif task == "squad":
+    start = torch.randint(seq // 2, seq - 4, (batch,), generator=generator)
+    inputs.update(start_positions=start, end_positions=start + 3)
+  else:
+    inputs.update(labels=torch.randint(0, 2, (batch,), generator=generator))
+  return inputs
+
+
+def precision_context(torch, precision):
+  if precision == "bf16":
+    return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+  return contextlib.nullcontext()
 
 
 def train(args):
   import torch
   import transformers
-  from transformers import AlbertForPreTraining
 
   torch.set_num_threads(args.threads)
   torch.set_num_interop_threads(max(1, args.interop_threads))
   torch.manual_seed(0)
   config = albert_base(args.vocab, tiny=args.selftest)
-  model = AlbertForPreTraining(config)
+  model = make_model(args.task, config)
   model.train()
   optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+  forward = torch.compile(model) if args.compile else model
   generator = torch.Generator().manual_seed(0)
-  vocab = config.vocab_size
   seq = min(args.seq, config.max_position_embeddings)
-  batch = make_batch(torch, args.batch, seq, min(args.preds, seq - 1), vocab, generator)
+  batch = make_batch(torch, args.task, args.batch, seq, min(args.preds, seq - 1),
+                     config.vocab_size, generator)
 
   durations = []
   cpu = []  # process CPU seconds (all threads) of each step
@@ -69,10 +106,11 @@ def train(args):
   last_cpu = time.process_time()
   for _ in range(args.steps):
     optimizer.zero_grad(set_to_none=True)
-    out = model(**batch)
-    out.loss.backward()
+    with precision_context(torch, args.precision):
+      loss = forward(**batch).loss
+    loss.backward()
     optimizer.step()
-    losses.append(float(out.loss.detach()))
+    losses.append(float(loss.detach()))
     now = time.perf_counter()
     durations.append(now - last)
     last = now
@@ -80,22 +118,41 @@ def train(args):
     cpu.append(now_cpu - last_cpu)
     last_cpu = now_cpu
   record = {"torch": torch.__version__, "transformers": transformers.__version__,
+            "task": args.task, "precision": args.precision, "compiled": args.compile,
             "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
             "batch": args.batch, "seq": seq, "preds": args.preds, "steps": args.steps,
             "durations_s": durations, "cpu_s": cpu, "losses": losses,
             "parameters": sum(p.numel() for p in model.parameters()),
             "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "mkldnn": bool(torch.backends.mkldnn.is_available())}
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(record, f)
-  print(json.dumps({k: v for k, v in record.items() if k not in ("losses",)}))
-  return 0
+  return record
+
+
+def matmul_peak(args):
+  """The best of --reps n x n matmuls in the precision's dtype, in GFLOP/s."""
+  import torch
+
+  torch.set_num_threads(args.threads)
+  dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+  a = torch.rand(args.n, args.n, dtype=dtype)
+  b = torch.rand(args.n, args.n, dtype=dtype)
+  torch.mm(a, b)
+  times = []
+  for _ in range(args.reps):
+    start = time.perf_counter()
+    torch.mm(a, b)
+    times.append(time.perf_counter() - start)
+  return {"n": args.n, "reps": args.reps, "precision": args.precision, "times_s": times,
+          "threads": torch.get_num_threads(),
+          "gflop_per_s_best": 2.0 * args.n ** 3 / min(times) / 1e9}
 
 
 def main(argv=None):
   top = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   top.add_argument("--json")
+  top.add_argument("--task", choices=TASKS, default="pretrain")
+  top.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+  top.add_argument("--compile", action="store_true")
   top.add_argument("--batch", type=int, default=2)
   top.add_argument("--seq", type=int, default=128)
   top.add_argument("--preds", type=int, default=20)
@@ -103,9 +160,17 @@ def main(argv=None):
   top.add_argument("--vocab", type=int, default=30000)
   top.add_argument("--threads", type=int, default=1)
   top.add_argument("--interop_threads", type=int, default=1)
+  top.add_argument("--peak", action="store_true")
+  top.add_argument("--n", type=int, default=2048)
+  top.add_argument("--reps", type=int, default=8)
   top.add_argument("--selftest", action="store_true")
   args = top.parse_args(argv)
-  return train(args)
+  record = matmul_peak(args) if args.peak else train(args)
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump(record, f)
+  print(json.dumps({k: v for k, v in record.items() if k not in ("losses",)}))
+  return 0
 
 
 if __name__ == "__main__":

@@ -2,27 +2,17 @@
 import json
 from pathlib import Path
 
-UNITS = {
-    "cold_apply_s": "s", "warm_apply_s": "s", "noop_apply_s": "s", "noop_regenerate_s": "s",
-    "check_s": "s", "floor_s": "s", "floor_clone_s": "s",
-    "cold_apply_over_floor": "ratio", "warm_apply_over_floor": "ratio",
-    "noop_apply_over_floor": "ratio", "noop_regenerate_over_floor": "ratio",
-    "check_over_floor": "ratio",
-    "tf_1proc_examples_per_s": "examples/s", "tf_hvd2_examples_per_s": "examples/s",
-    "peer_examples_per_s": "examples/s", "examples_per_s_ratio_vs_peer": "ratio",
-    "hvd2_examples_per_s_ratio_vs_peer": "ratio", "hvd2_over_1proc": "ratio",
-    "tf_1proc_step_s": "s", "tf_hvd2_step_s": "s", "peer_step_s": "s",
-    "model_gflop_per_example": "GFLOP", "matmul_peak_gflop_per_s": "GFLOP/s",
-    "matmul_peak_1thread_gflop_per_s": "GFLOP/s",
-    "tf_1proc_utilisation_pct": "%", "tf_hvd2_utilisation_pct": "%", "peer_utilisation_pct": "%",
-    "gpu_examples_per_s": "examples/s",
-    "tf_1proc_examples_per_cpu_s": "examples/CPU-s", "tf_hvd2_examples_per_cpu_s":
-    "examples/CPU-s", "peer_examples_per_cpu_s": "examples/CPU-s",
-    "examples_per_cpu_s_ratio_vs_peer": "ratio",
-    "tf_1proc_utilisation_of_cores_got_pct": "%", "tf_hvd2_utilisation_of_cores_got_pct": "%",
-    "peer_utilisation_of_cores_got_pct": "%",
-    "tf_1proc_cores_used": "cores", "tf_hvd2_cores_used": "cores", "peer_cores_used": "cores",
-}
+# A key's unit is given by how its name ends; the first match counts.
+UNIT_SUFFIXES = (
+    ("_over_floor", "ratio"), ("_ratio_vs_peer", "ratio"), ("_over_1proc", "ratio"),
+    ("_examples_per_cpu_s", "examples/CPU-s"), ("_examples_per_s", "examples/s"),
+    ("_gflop_per_s", "GFLOP/s"), ("_gflop_per_example", "GFLOP"), ("_pct", "%"),
+    ("_cores_used", "cores"), ("_s", "s"),
+)
+
+
+def unit(key):
+  return next((u for suffix, u in UNIT_SUFFIXES if key.endswith(suffix)), "")
 
 
 def fmt(value, unit=""):
@@ -39,73 +29,8 @@ def fmt(value, unit=""):
   return f"{value:.3g} {unit}".strip()
 
 
-def table(results):
-  """The results as one markdown table: part, figure, value, note."""
-  f = results
-  meta = f.get("meta", {})
-  runs = meta.get("runs", {})
-  rows = []
-
-  def value(key):
-    unit = UNITS.get(key, "")
-    return fmt(f.get(key), "" if unit == "ratio" else unit)
-
-  def over(key):
-    return f"{fmt(f.get(key))} x floor" if f.get(key) is not None else ""
-
-  def how(name):
-    r = runs.get(name) or {}
-    if r.get("error"):
-      return r["error"][:90]
-    if "threads" in r:
-      text = f"1 proc x {r['threads']} threads"
-    elif "processes" in r:
-      text = (f"{r['processes']} proc x {r['intra_op_threads_per_process']} intra / "
-              f"{r['inter_op_threads_per_process']} inter-op threads")
-    else:
-      return ""
-    if r.get("cores_used") is not None:
-      text += f"; got {r['cores_used']:.2f} cores"
-    if r.get("examples_per_cpu_s") is not None:
-      text += f"; {r['examples_per_cpu_s']:.3g} examples/CPU-s"
-    return text
-
-  rows += [
-      ("1 tool", "apply, empty cache", value("cold_apply_s"), over("cold_apply_over_floor")),
-      ("1 tool", "apply, warm cache, one patch edited", value("warm_apply_s"),
-       over("warm_apply_over_floor") + " (target <= 1.2)"),
-      ("1 tool", "apply, nothing changed", value("noop_apply_s"),
-       over("noop_apply_over_floor") + " (target < 0.3 s)"),
-      ("1 tool", "regenerate, nothing changed", value("noop_regenerate_s"),
-       over("noop_regenerate_over_floor")),
-      ("1 tool", "check", value("check_s"), over("check_over_floor")),
-      ("1 tool", "floor: git clone + tf_upgrade_v2", value("floor_s"), ""),
-      ("2 train", "patched ALBERT, 1 process", value("tf_1proc_examples_per_s"),
-       how("tf_1proc")),
-      ("2 train", "patched ALBERT, horovodrun -np 2", value("tf_hvd2_examples_per_s"),
-       how("tf_hvd2") + (f"; {fmt(f.get('hvd2_over_1proc'))} x 1 process"
-                         if f.get("hvd2_over_1proc") else "")),
-      ("3 peer", "HF AlbertForPreTraining (PyTorch)", value("peer_examples_per_s"), how("peer")),
-      ("3 peer", "ours (1 process) / peer", value("examples_per_s_ratio_vs_peer"),
-       "target >= 1.0; per CPU-second: "
-       f"{fmt(f.get('examples_per_cpu_s_ratio_vs_peer'))}"),
-      ("3 peer", "ours (horovodrun -np 2) / peer", value("hvd2_examples_per_s_ratio_vs_peer"),
-       ""),
-      ("4 limit", "model FLOPs per example", value("model_gflop_per_example"),
-       "3 x forward; per-layer compute x layers"),
-      ("4 limit", "TF matmul peak", value("matmul_peak_gflop_per_s"),
-       f"{meta.get('threads')} threads; 1 thread: "
-       f"{fmt(f.get('matmul_peak_1thread_gflop_per_s'), 'GFLOP/s')}"),
-      ("4 limit", "utilisation, ours 1 process", value("tf_1proc_utilisation_pct"),
-       "of the cores it got: " + value("tf_1proc_utilisation_of_cores_got_pct")),
-      ("4 limit", "utilisation, ours horovodrun -np 2", value("tf_hvd2_utilisation_pct"),
-       "of the cores it got: " + value("tf_hvd2_utilisation_of_cores_got_pct")),
-      ("4 limit", "utilisation, peer", value("peer_utilisation_pct"),
-       "of the cores it got: " + value("peer_utilisation_of_cores_got_pct")),
-      ("5 GPU", "GPU throughput", "n/a", "no GPU in this session: not measured"),
-  ]
-  header = ("part", "figure", "value", "note")
-  widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+def markdown(header, rows):
+  widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
   lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
   for r in rows:
@@ -113,15 +38,93 @@ def table(results):
   return "\n".join(lines)
 
 
+def how(runs, name):
+  """A run's processes and threads, and the cores and CPU-seconds it got."""
+  r = runs.get(name) or {}
+  if r.get("error"):
+    return r["error"][:90]
+  if "threads" in r:
+    text = f"1 proc x {r['threads']} threads"
+  elif "processes" in r:
+    text = (f"{r['processes']} proc x {r['intra_op_threads_per_process']} intra / "
+            f"{r['inter_op_threads_per_process']} inter-op threads")
+  else:
+    return ""
+  if r.get("cores_used") is not None:
+    text += f"; got {r['cores_used']:.2f} cores"
+  if r.get("examples_per_cpu_s") is not None:
+    text += f"; {r['examples_per_cpu_s']:.3g} examples/CPU-s"
+  return text
+
+
+def tool_table(f):
+  """Part 1 as a markdown table: figure, value, note."""
+
+  def over(key, target=""):
+    return (f"{fmt(f.get(key))} x floor {target}".strip() if f.get(key) is not None
+            else "")
+
+  rows = [
+      ("apply, empty cache", fmt(f.get("cold_apply_s"), "s"),
+       over("cold_apply_over_floor", "(target <= 1.2)")),
+      ("apply, warm cache, one patch edited", fmt(f.get("warm_apply_s"), "s"),
+       over("warm_apply_over_floor", "(target <= 1.2)")),
+      ("apply, nothing changed", fmt(f.get("noop_apply_s"), "s"),
+       over("noop_apply_over_floor", "(target < 0.3 s)")),
+      ("regenerate, nothing changed", fmt(f.get("noop_regenerate_s"), "s"),
+       over("noop_regenerate_over_floor")),
+      ("check", fmt(f.get("check_s"), "s"), over("check_over_floor")),
+      ("floor: git clone + tf_upgrade_v2", fmt(f.get("floor_s"), "s"), ""),
+  ]
+  return markdown(("tool", "value", "note"), rows)
+
+
+def training_table(f, meta):
+  """Parts 2-4 as a markdown table: one line per task and precision, ours beside the peer."""
+  runs = meta.get("runs", {})
+  best = meta.get("peer_best", {})
+  rows = []
+  for task in meta.get("tasks", []):
+    for precision in meta.get("precisions", []):
+      name = f"{task}_{precision}"
+      peers = [f"{mode} {fmt(f.get(f'{name}_peer_{mode}_examples_per_s'))}"
+               for mode in meta.get("peer_modes", [])]
+      rows.append((f"{task} {precision}", fmt(f.get(f"{name}_examples_per_s")),
+                   ", ".join(peers), fmt(f.get(f"{name}_ratio_vs_peer")),
+                   f"{fmt(f.get(f'{name}_utilisation_pct'), '%')} / "
+                   f"{fmt(f.get(f'{name}_peer_utilisation_pct'), '%')}",
+                   f"ours: {how(runs, name)}; peer ({best.get(name) or 'n/a'}): "
+                   f"{how(runs, f'{name}_peer_{best.get(name)}')}"))
+  if "tf_hvd2" in runs:
+    rows.append(("pretrain fp32, -np 2", fmt(f.get("tf_hvd2_examples_per_s")), "",
+                 fmt(f.get("hvd2_examples_per_s_ratio_vs_peer")),
+                 fmt(f.get("tf_hvd2_utilisation_pct"), "%"),
+                 how(runs, "tf_hvd2") + (f"; {fmt(f.get('hvd2_over_1proc'))} x 1 process"
+                                         if f.get("hvd2_over_1proc") else "")))
+  return markdown(("row", "ours (examples/s)", "peer eager, compiled (examples/s)",
+                   "ours / peer best", "utilisation ours / peer", "note"), rows)
+
+
+def limits(f):
+  """Part 4's constants, one line each."""
+  return (f"model GFLOP per example: pretrain {fmt(f.get('pretrain_gflop_per_example'))}, "
+          f"squad {fmt(f.get('squad_gflop_per_example'))}, "
+          f"classifier {fmt(f.get('classifier_gflop_per_example'))}; matmul peak fp32 "
+          f"{fmt(f.get('matmul_peak_gflop_per_s'), 'GFLOP/s')} (1 thread "
+          f"{fmt(f.get('matmul_peak_1thread_gflop_per_s'), 'GFLOP/s')}), bf16 "
+          f"{fmt(f.get('matmul_peak_bf16_gflop_per_s'), 'GFLOP/s')} (1 thread "
+          f"{fmt(f.get('matmul_peak_bf16_1thread_gflop_per_s'), 'GFLOP/s')}); GPU: n/a")
+
+
 def write(args, results, notes, meta):
   """Prints the heading, the table and the notes, and writes the results file (args.json)."""
-  out = {**{k: results.get(k) for k in UNITS if k in results}, "units": UNITS,
-         "notes": notes, "meta": meta}
-  table_text = table({**results, "meta": meta})
+  out = {**results, "units": {k: unit(k) for k in results}, "notes": notes, "meta": meta}
+  table_text = (tool_table(results) + "\n\n" + training_table(results, meta) + "\n\n"
+                + limits(results))
   print()
   print(f"ALBERT benchmark, {meta['started']}, {meta['machine'].get('cpu', '?')} "
-        f"({meta['machine']['cpus']} cpus), batch {args.batch} x seq {args.seq}, "
-        f"{args.timed} timed steps after {args.warmup} warm-up, optimizer {args.optimizer}"
+        f"({meta['machine']['cpus']} cpus), {args.timed} timed steps after {args.warmup} "
+        f"warm-up, optimizer {args.optimizer}, {args.threads} threads"
         + (" [--quick: numbers mean nothing]" if args.quick else ""))
   print(table_text)
   for n in notes:

@@ -3,14 +3,19 @@
 
   train.py data --out DIR --seq S --preds P --examples N --files F --vocab V
       writes synthetic pretraining tfrecords in run_pretraining.py's input format.
-  train.py peak --json PATH [--n N] [--reps R]
-      measures a float32 matmul peak (GFLOP/s) with the threads TF gets from the environment.
-  train.py run --tree TREE --json PATH -- RUN_PRETRAINING_FLAGS...
-      runs TREE/run_pretraining.py unchanged and records the step times of its PerfLoggingHook.
+  train.py text --out DIR --classifier-examples N --squad-examples M
+      writes what run_classifier.py and run_squad_v1.py read: a sentencepiece model, MRPC
+      files and a SQuAD v1 training file (tools/albert_data.py's generated tasks).
+  train.py peak --json PATH [--n N] [--reps R] [--precision fp32|bf16]
+      measures a matmul peak (GFLOP/s) in that precision with the threads TF gets from the
+      environment.
+  train.py run --tree TREE --script SCRIPT --json PATH -- SCRIPT_FLAGS...
+      runs TREE/SCRIPT (run_pretraining.py, run_classifier.py, run_squad_v1.py) unchanged and
+      records the step times of its PerfLoggingHook.
 
-`run` times training with the PerfLoggingHook (training_hooks.py) that run_pretraining.py passes
-to estimator.train: its step times, and the process CPU time of each step, are copied to PATH.
-Each process writes PATH.rank<R>.
+`run` times training with the PerfLoggingHook (training_hooks.py) that each training script
+passes to estimator.train: its step times, and the process CPU time of each step, are copied to
+PATH. Each process writes PATH.rank<R>.
 """
 import argparse
 import json
@@ -77,12 +82,33 @@ def write_data(args):
   return 0
 
 
+def write_text_data(args):
+  """The spm model, MRPC directory and SQuAD file, sized for the steps the benchmark times."""
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "tools"))
+  import albert_data  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(args.out, exist_ok=True)
+  corpus = albert_data.write_corpus(os.path.join(args.out, "corpus.txt"))
+  model, vocab = albert_data.train_sentencepiece(corpus, os.path.join(args.out, "spm"))
+  mrpc = albert_data.write_mrpc(os.path.join(args.out, "mrpc"),
+                                num_train=args.classifier_examples)
+  paragraphs = -(-args.squad_examples // 4)
+  squad = albert_data.write_squad_v1(os.path.join(args.out, "squad_train.json"),
+                                     num_paragraphs=paragraphs, questions_per_paragraph=4)
+  print(json.dumps({"spm_model": str(model), "spm_vocab": str(vocab), "mrpc": str(mrpc),
+                    "squad": str(squad), "squad_examples": paragraphs * 4}))
+  return 0
+
+
 def matmul_peak(args):
   import tensorflow as tf
 
   n = args.n
+  dtype = tf.bfloat16 if args.precision == "bf16" else tf.float32
   a = tf.random.uniform((n, n), dtype=tf.float32)
   b = tf.random.uniform((n, n), dtype=tf.float32)
+  a, b = tf.cast(a, dtype), tf.cast(b, dtype)
 
   @tf.function
   def step(x, y):
@@ -96,7 +122,7 @@ def matmul_peak(args):
     step(a, b).numpy()
     times.append(time.perf_counter() - start)
   flop = 2.0 * n ** 3
-  record = {"n": n, "reps": args.reps, "times_s": times,
+  record = {"n": n, "reps": args.reps, "precision": args.precision, "times_s": times,
             "gflop_per_s_best": flop / min(times) / 1e9,
             "gflop_per_s_median": flop / sorted(times)[len(times) // 2] / 1e9,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -150,7 +176,7 @@ def _lazy_profiler_hook(output_dir):
   return LazyProfilerHook()
 
 
-def _install_timing(json_base):
+def _install_timing(json_base, script):
   """Wraps Estimator.train so that its PerfLoggingHook's step times land in json_base."""
   import tensorflow  # noqa: F401  (the estimator package needs TF loaded first)
   from tensorflow_estimator.python.estimator import estimator as estimator_lib
@@ -198,9 +224,9 @@ def _install_timing(json_base):
       hooks = list(hooks or [])
       found = [h for h in hooks if type(h).__name__ == "PerfLoggingHook"]
       if not found:
-        raise SystemExit("bench: run_pretraining.py passed no PerfLoggingHook to train()")
+        raise SystemExit(f"bench: {script} passed no PerfLoggingHook to train()")
       for h in found:
-        wrap_end(h, "run_pretraining.py")
+        wrap_end(h, script)
       profile_dir = os.environ.get("BENCH_PROFILE_DIR")
       if profile_dir:  # for investigations: chrome-trace timelines of every 3rd step
         hooks.append(_lazy_profiler_hook(profile_dir))
@@ -233,10 +259,10 @@ def _install_timing(json_base):
 
 def run(args, script_args):
   tree = os.path.abspath(args.tree)
-  script = os.path.join(tree, "run_pretraining.py")
+  script = os.path.join(tree, args.script)
   sys.path.insert(0, tree)
   sys.argv = [script] + script_args
-  _install_timing(os.path.abspath(args.json))
+  _install_timing(os.path.abspath(args.json), args.script)
   runpy.run_path(script, run_name="__main__")
   return 0
 
@@ -256,16 +282,24 @@ def main(argv=None):
   data.add_argument("--examples", type=int, default=256)
   data.add_argument("--files", type=int, default=2)
   data.add_argument("--vocab", type=int, default=30000)
+  text = sub.add_parser("text")
+  text.add_argument("--out", required=True)
+  text.add_argument("--classifier-examples", type=int, default=64)
+  text.add_argument("--squad-examples", type=int, default=32)
   peak = sub.add_parser("peak")
   peak.add_argument("--json", required=True)
   peak.add_argument("--n", type=int, default=2048)
   peak.add_argument("--reps", type=int, default=8)
+  peak.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
   runner = sub.add_parser("run")
   runner.add_argument("--tree", required=True)
+  runner.add_argument("--script", default="run_pretraining.py")
   runner.add_argument("--json", required=True)
   args = top.parse_args(argv)
   if args.mode == "data":
     return write_data(args)
+  if args.mode == "text":
+    return write_text_data(args)
   if args.mode == "peak":
     return matmul_peak(args)
   try:
