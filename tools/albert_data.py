@@ -328,29 +328,36 @@ def write_squad_v2(path, num_paragraphs=8, seed=6, prefix="u"):
 def _race_article(rng, number):
   """One RACE-style article with questions whose answer the article states.
 
-  The article says which thing each of three people likes ("anna likes the
-  red house ."); a question asks, as a RACE cloze with "_" for the option,
-  what one of them likes ("tom likes _ ."). The right option is that person's
-  thing; the three others are things the article does not mention, so only
-  reading the article tells the answer: a model that does not is right once
-  in four. (With the other people's things among the wrong options, a tiny
-  model stays at the share that "the option the article mentions" gets right
-  in a few minutes of training.) The words are the corpus's (write_corpus),
+  The article says what each of three people does, each with an action and a
+  thing of their own ("anna paints the red house ."); a question names one of
+  them as a RACE cloze ("tom _ ."), each option an action and a thing ("likes
+  the small boat"). The right option is what the article says of that
+  person, so that question and option make one of its sentences; the wrong
+  options' actions and things are nowhere in the article. Only reading the
+  article tells the answer (a model that does not is right once in four),
+  and the right option shares three words with it (action, colour, thing):
+  with a single thing to find, as in this task before, the tiny model learnt
+  the matching abruptly or not at all. The options are alike in length, the
+  right one's position random. The words are the corpus's (write_corpus),
   each one sentencepiece piece.
   """
   people = rng.sample(NAMES, 3)
+  actions = rng.sample(ACTIONS, 3)
   things = rng.sample(sorted(THINGS), 3)
-  objects = ["the %s %s" % (THINGS[thing], thing) for thing in things]
-  article = " ".join("%s likes %s ." % (person, obj)
-                     for person, obj in zip(people, objects))
+  deeds = ["%s the %s %s" % (action, THINGS[thing], thing)
+           for action, thing in zip(actions, things)]
+  article = " ".join("%s %s ." % (person, deed)
+                     for person, deed in zip(people, deeds))
+  other_actions = [a for a in ACTIONS if a not in actions]
+  other_things = [t for t in sorted(THINGS) if t not in things]
   questions, options, answers = [], [], []
-  for person, thing, obj in zip(people, things, objects):
-    wrong = ["the %s %s" % (THINGS[t], t) for t in rng.sample(
-        [t for t in sorted(THINGS) if t not in things], 3)]
-    choices = wrong[:]
+  for person, deed in zip(people, deeds):
+    choices = ["%s the %s %s" % (action, THINGS[thing], thing)
+               for action, thing in zip(rng.sample(other_actions, 3),
+                                        rng.sample(other_things, 3))]
     position = rng.randrange(4)
-    choices.insert(position, obj)
-    questions.append("%s likes _ ." % person)
+    choices.insert(position, deed)
+    questions.append("%s _ ." % person)
     options.append(choices)
     answers.append("ABCD"[position])
   return {"id": "%d.txt" % number, "article": article,
