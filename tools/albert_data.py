@@ -55,7 +55,8 @@ ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth",
 
 # Three ways of saying "NAME ACTION the COLOUR THING": the tasks below draw
 # each sentence's wording at random, so only its key words carry the label.
-TEMPLATES = ["{name} {action} the {colour} {thing} .",
+PLAIN = "{name} {action} the {colour} {thing}"
+TEMPLATES = [PLAIN + " .",
              "it is the {colour} {thing} that {name} {action} .",
              "the {colour} {thing} , {name} {action} it ."]
 KEYS = ("name", "action", "thing")
@@ -349,7 +350,7 @@ def _race_article(rng, number):
   other_things = [t for t in sorted(THINGS) if t not in things]
 
   def deeds(names, verbs, objects):
-    return ["%s %s the %s %s" % (name, verb, THINGS[thing], thing)
+    return [PLAIN.format(name=name, action=verb, colour=THINGS[thing], thing=thing)
             for name, verb, thing in zip(names, verbs, objects)]
 
   stated = deeds(people, actions, things)
