@@ -10,7 +10,7 @@ does); bench/README.md says what each figure means. The modules:
   peer      HuggingFace transformers' ALBERT on PyTorch, run in build/bench-venv
   flops     model FLOPs of one example of each task
   proc      running and logging subprocesses, and what machine this is
-  report    units, the printed table and the results file
+  report    units and targets, the printed tables and the results file
 
 The benchmark uses the tool's own modules (its git layer, the bundle's default path), so
 tools/ goes on the import path here, once.

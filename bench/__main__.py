@@ -353,28 +353,6 @@ def limit_figures(args, results, notes, meta):
                "count the masked positions for both")
 
 
-# The issue's targets: each figure and the bound it must keep.
-TARGETS = {"cold_apply_over_floor": ("<=", 1.2), "warm_apply_over_floor": ("<=", 1.2),
-           "noop_apply_s": ("<", 0.3)}
-
-
-def target_notes(results):
-  """A note for each figure that misses its target: each row's ratio to the peer must be at
-  least 1.0, and TARGETS' figures within their bounds."""
-  notes = []
-  targets = dict(TARGETS, **{k: (">=", 1.0) for k in results
-                             if k.endswith("_ratio_vs_peer") and not k.startswith("hvd2")})
-  for key, (relation, bound) in targets.items():
-    value = results.get(key)
-    if value is None:
-      continue
-    kept = {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[relation]
-    if not kept:
-      notes.append(f"target missed: {key} = {value:.3g}, want {relation} {bound:g} "
-                   "(bench/README.md says where the time goes)")
-  return notes
-
-
 def main(argv=None):
   args = parse(argv)
   started, work, logfile, meta = start(args)
@@ -392,7 +370,7 @@ def main(argv=None):
     training_figures(args, plan, meta["runs"], results, notes)
     peer_ratios(args, results, meta)
     limit_figures(args, results, notes, meta)
-    notes += target_notes(results)
+    notes += report.target_notes(results)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   meta["loadavg_at_end"] = os.getloadavg()
