@@ -4,8 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOROVOD_VERSION := 0.28.1
 # Upstream comes from the lock's URL unless ALBERT_UPSTREAM names a clone or bundle; the offline
-# bundle beside this checkout, where there is one, is the default (the tests' and the bench's
-# default too: fetch.SHARED_BUNDLE).
+# bundle beside this checkout, where there is one, is the default (tests/conftest.py and bench/
+# fall back to the same path when run without make).
 export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-research-albert.bundle)
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1

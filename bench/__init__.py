@@ -12,8 +12,7 @@ does); bench/README.md says what each figure means. The modules:
   proc      running and logging subprocesses, and what machine this is
   report    units and targets, the printed tables and the results file
 
-The benchmark uses the tool's own modules (its git layer, the bundle's default path), so
-tools/ goes on the import path here, once.
+The benchmark uses the tool's own git layer, so tools/ goes on the import path here, once.
 """
 import sys
 from pathlib import Path
@@ -21,6 +20,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 TOOLS = PROJECT / "tools"
 BENCH = PROJECT / "bench"
+# The offline bundle of upstream beside this checkout, where there is one: the upstream the
+# benchmark builds from unless ALBERT_UPSTREAM names another (the Makefile's default too).
+BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 
 if str(TOOLS) not in sys.path:
   sys.path.insert(0, str(TOOLS))

@@ -31,9 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from albert_patches.fetch import SHARED_BUNDLE as BUNDLE
-
-from bench import BENCH, PROJECT, flops, measure, report, tool
+from bench import BENCH, BUNDLE, PROJECT, flops, measure, report, tool
 from bench.proc import log, machine, run_logged, tail
 
 TASKS = ("pretrain", "squad", "classifier")

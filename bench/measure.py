@@ -11,9 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from albert_patches.fetch import SHARED_BUNDLE as BUNDLE
-
-from bench import BENCH, PROJECT, TOOLS
+from bench import BENCH, BUNDLE, PROJECT, TOOLS
 from bench.proc import loadavg, run_logged, tail
 
 PEER_TORCH = "torch==2.13.0"

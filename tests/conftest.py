@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The offline bundle of upstream beside this checkout: the tests' upstream unless ALBERT_UPSTREAM
+# names another (the Makefile's default too).
+SHARED_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 # tools/albert_data.py makes the small data sets that the demo and the tests train on.
 sys.path.insert(0, str(PROJECT / "tools"))
 
-from albert_patches.fetch import SHARED_BUNDLE  # noqa: E402  (the tool, for its constants)
 
 # The tiny ALBERT data and pretraining that the script tests share (tiny_data, tiny_pretrained).
 pytest_plugins = ["tiny_albert"]

@@ -3,13 +3,16 @@ numbers, the record's schema, and the command line driven through main(argv, roo
 
 No git, no TensorFlow: these run in well under a second, so they are the first tests to run
 while changing the tool (`make test-fast`)."""
+import os
+
 import pytest
 
 from albert_patches import cli, export, lint, patching
+from albert_patches import diff as diffs
 from albert_patches.errors import ToolError
-from albert_patches.lock import Lock
+from albert_patches.upstream_lock import Lock
 from albert_patches.record import SCHEMA, Record
-from albert_patches.series import PatchFile, Project
+from albert_patches.project import PatchFile, Project
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIFF = """\
@@ -97,8 +100,11 @@ def test_a_taken_name_gets_a_suffix():
 # --- hunks and the lint -----------------------------------------------------------------------
 
 def test_hunks_are_numbered_per_file_with_their_old_start():
-  hunks = patching.hunks_by_file(DIFF)
-  assert [(n, start) for n, start, _ in hunks["modeling.py"]] == [(1, 10), (2, 20)]
+  file, = diffs.parse(DIFF)
+  assert file.path == "modeling.py" and not file.creates
+  assert [(h.number, h.old_start) for h in file.hunks] == [(1, 10), (2, 20)]
+  assert (file.hunks[0].removed, file.hunks[0].added) == (["  return 1e-4"], ["  return 5e-5"])
+  assert diffs.changed_lines(DIFF) == (2, 2)
 
 
 def test_a_failed_hunk_is_named_by_file_number_and_header():
@@ -112,6 +118,8 @@ def lint_of(diff, fields="Description: Why.\n", overlay=()):
 
 def test_a_clean_patch_passes_the_lint():
   assert lint_of(DIFF) == []
+  # a header of 16 lines (Subject, Description and 14 more) for 4 changed lines: at the limit
+  assert lint_of(DIFF, "Description: Why.\n" + " More.\n" * 14) == []
 
 
 @pytest.mark.parametrize("diff, fields, overlay, problem", [
@@ -121,6 +129,7 @@ def test_a_clean_patch_passes_the_lint():
     (DIFF.replace("\n--- a/", "\nnew file mode 100644\n--- a/"), None, (), "belongs in overlay/"),
     (DIFF, None, ("modeling.py",), "is also an overlay file"),
     (DIFF.replace("@@ -10", "Binary files a and b differ\n@@ -10"), None, (), "binary file"),
+    (DIFF, "Description: Why.\n" + " More.\n" * 15, (), "header of 17 lines for 4 changed"),
 ])
 def test_each_lint_rule_names_its_problem(diff, fields, overlay, problem):
   found = lint_of(diff, "Description: Why.\n" if fields is None else fields, overlay)
@@ -259,3 +268,92 @@ def test_a_plan_that_cannot_be_written_changes_nothing(bare_project):
     planned.write(Project(bare_project), _Quiet())
   assert read_dir(bare_project, modes=True) == before
   assert sorted(p for p in bare_project.rglob("*") if p.is_dir()) == dirs
+
+
+# --- what patches/series and overlay/ may hold ------------------------------------------------
+
+def _series_of(bare_project, entries, files=()):
+  (bare_project / "patches" / "series").write_text("# The series.\n" + "".join(
+      f"{entry}\n" for entry in entries))
+  for rel in files:
+    (bare_project / "patches" / rel).parent.mkdir(parents=True, exist_ok=True)
+    (bare_project / "patches" / rel).write_text(TEXT)
+  return Project(bare_project)
+
+
+def test_series_entries_may_be_in_one_topic_folder(bare_project):
+  entries = ["layer-norm/0001-x.patch", "0002-y.patch", "horovod/0003-z.patch"]
+  assert _series_of(bare_project, entries, entries).series() == entries
+  patch = Project(bare_project).patch("horovod/0003-z.patch")
+  assert (patch.topic, patch.file_name) == ("horovod", "0003-z.patch")
+
+
+@pytest.mark.parametrize("entry", [
+    "../outside.patch", "/etc/passwd.patch", "horovod/../../x.patch", "a/b/0001-x.patch",
+    "./0001-x.patch", "Horovod/0001-x.patch", "horovod\\0001-x.patch", "0001-x.txt",
+])
+def test_a_series_entry_that_could_leave_patches_is_refused(bare_project, entry):
+  with pytest.raises(ToolError, match="not a patch file inside patches/") as caught:
+    _series_of(bare_project, [entry]).series()
+  assert entry in str(caught.value) and "line 2" in str(caught.value)
+
+
+def test_a_series_entry_through_a_symlink_is_refused(bare_project, tmp_path_factory):
+  outside = tmp_path_factory.mktemp("outside")
+  (outside / "0001-x.patch").write_text(TEXT)
+  (bare_project / "patches" / "horovod").symlink_to(outside)
+  with pytest.raises(ToolError, match="patches/horovod is a symlink"):
+    _series_of(bare_project, ["horovod/0001-x.patch"]).series()
+  (bare_project / "patches" / "0002-y.patch").symlink_to(outside / "0001-x.patch")
+  with pytest.raises(ToolError, match="patches/0002-y.patch is a symlink"):
+    _series_of(bare_project, ["0002-y.patch"]).series()
+
+
+def test_a_patch_in_a_folder_but_not_in_the_series_is_named(bare_project):
+  project = _series_of(bare_project, ["0001-x.patch"], ["0001-x.patch", "hooks/0002-y.patch"])
+  with pytest.raises(ToolError, match="patches/hooks/0002-y.patch is not in patches/series"):
+    project.series()
+
+
+@pytest.mark.parametrize("kind", ["symlink to a file", "symlink to a folder", "fifo"])
+def test_overlay_holds_regular_files_only(bare_project, tmp_path_factory, kind):
+  outside = tmp_path_factory.mktemp("outside")
+  (outside / "secret.py").write_text("KEY = 1\n")
+  leak = bare_project / "overlay" / "leak.py"
+  if kind == "symlink to a file":
+    leak.symlink_to(outside / "secret.py")
+  elif kind == "symlink to a folder":
+    leak.symlink_to(outside)
+  else:
+    os.mkfifo(leak)
+  with pytest.raises(ToolError, match="overlay/leak.py is "):
+    Project(bare_project).overlay_files()
+
+
+def test_the_topic_trailer_goes_into_the_commit_and_names_the_folder():
+  patch = PatchFile("hooks/0018-x.patch", "Add hooks", "Description: Why.\n", DIFF)
+  message = patch.commit_message()
+  assert message == ("Add hooks\n\nDescription: Why.\nPatch-Name: 0018-x.patch\n"
+                     "Patch-Topic: hooks\n")
+  body = message.partition("\n")[2]
+  assert PatchFile.trailer(body, "Patch-Topic") == "hooks"
+  assert PatchFile.header_fields_from_message(body) == "Description: Why.\n"
+
+
+def test_a_plan_never_writes_outside_patches_and_overlay(bare_project):
+  for rel in ["patches/../outside.patch", "overlay/../../x.py", "README.md"]:
+    planned = export.Plan({rel: b"x\n"}, [])
+    with pytest.raises(ToolError, match="outside patches/ and overlay/"):
+      planned.write(Project(bare_project), _Quiet())
+    assert not (bare_project / "outside.patch").exists()
+    assert not (bare_project.parent / "x.py").exists()
+
+
+def test_a_plan_removes_a_topic_folder_it_emptied(bare_project):
+  project = _series_of(bare_project, ["hooks/0001-x.patch"], ["hooks/0001-x.patch"])
+  planned = export.Plan({"patches/series": b"training/0001-x.patch\n",
+                         "patches/training/0001-x.patch": TEXT.encode(),
+                         "overlay/extra.py": b"X = 1\n"}, [("training/0001-x.patch", SHA)])
+  planned.write(project, _Quiet())
+  assert not (bare_project / "patches" / "hooks").exists()
+  assert project.series() == ["training/0001-x.patch"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from albert_patches import convert
 from albert_patches import git as gitlayer
-from albert_patches.lock import Lock
+from albert_patches.upstream_lock import Lock
 
 MAIN = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

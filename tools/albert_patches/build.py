@@ -1,10 +1,10 @@
 """The pipeline: fetch, convert, overlay, patch, into a new directory, with a line per stage."""
 from pathlib import Path
 
-from . import convert, fetch, locks, overlay, patching
+from . import convert, fetch, file_locks, overlay, patching
 from .record import Record
 
-TOOL_FILES = sorted(Path(__file__).parent.glob("*.py"))
+TOOL_FILES = sorted(Path(__file__).parent.rglob("*.py"))
 
 
 def inputs_digest(project):
@@ -46,7 +46,7 @@ def build(project, lock, source, dest, progress, digest, applied=None):
   names = project.series()
   patches = [project.patch(name) for name in names]
 
-  with locks.cache(progress.notice):
+  with file_locks.cache(progress.notice):
     date, converted, overlay_sha = base(project, dest, lock.commit, source, version, progress,
                                         lock=lock)
   applied_commits = []

@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import apply, check, regenerate, status, update
+from .commands import apply, check, regenerate, status, update
 from .errors import ToolError
 from .progress import Progress
-from .series import PROJECT, Project
+from .project import PROJECT, Project
 
 COMMANDS = {"apply": apply, "check": check, "regenerate": regenerate, "update": update,
             "status": status}
@@ -41,7 +41,12 @@ def main(argv=None, root=PROJECT):
     argv.insert(0, "apply")
   args = parser(Path(root)).parse_args(argv)
   try:
-    return COMMANDS[args.command].run(Project(Path(root)), args, Progress())
+    project = Project(Path(root))
+    # Before any command reads or writes anything: every series entry is a file inside
+    # patches/, and overlay/ holds regular files only.
+    project.series()
+    project.overlay_files()
+    return COMMANDS[args.command].run(project, args, Progress())
   except ToolError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from . import build, git
 from .errors import ToolError
-from .series import PatchFile
+from .project import TOPIC, TOPIC_TRAILER, PatchFile
 
 _INDEX_LINE = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+( \d+)?\n", re.MULTILINE)
 STAGED = ".albert-patches-new"  # suffix of a staged file beside its target
@@ -33,13 +33,14 @@ class Plan:
   def write(self, project, progress):
     """Makes patches/, overlay/ (and any other planned file) hold exactly the plan; returns how
     many files were written or removed. Files whose bytes would not change are not touched."""
-    stale = [p for p in project.patches_dir.glob("*.patch")
-             if f"patches/{p.name}" not in self.files]
+    stale = [project.patches_dir / entry for entry in project.patch_paths()
+             if f"patches/{entry}" not in self.files]
     stale += [project.overlay_dir / rel for rel in project.overlay_files()
               if f"overlay/{rel}" not in self.files]
     writes = {project.root / rel: data for rel, data in sorted(self.files.items())
               if not ((project.root / rel).is_file()
                       and (project.root / rel).read_bytes() == data)}
+    _require_inside(project, list(writes) + stale)
     _require_writable(list(writes), stale)
     with _staged(writes) as staged:
       with _interrupts_held():
@@ -50,14 +51,18 @@ class Plan:
         for path in stale:
           progress.say(f"{'remove':<8}{path.relative_to(project.root).as_posix()}")
           path.unlink()
+          if path.parent != project.patches_dir and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # a topic folder whose last patch moved or went
     return len(writes) + len(stale)
 
 
 def plan(project, tree, record):
   """Reads the tree's commits after the overlay commit into a Plan.
 
-  A commit keeps the patch file it came from: by its `Patch-Name:` trailer, else by subject.
-  A patch file's header is edited in patches/ and kept; a new patch takes its commit's body.
+  A commit keeps the patch file it came from: by its `Patch-Name:` trailer, else by subject;
+  its `Patch-Topic:` trailer names the folder (a new commit without one goes to the top of
+  patches/). A patch file's header is edited in patches/ and kept; a new patch takes its
+  commit's body.
   """
   upstream_paths = set(git.run(["ls-tree", "-r", "--name-only", record.converted],
                                cwd=tree).splitlines())
@@ -83,27 +88,67 @@ def plan(project, tree, record):
     diff = git.run(["diff-tree", "-p", *git.DIFF_OPTIONS, f"{sha}^", sha, "--", *paths],
                    cwd=tree)
     diff = _INDEX_LINE.sub("", diff)
-    old = by_name.pop(PatchFile.name_from_message(body), None)
-    if old is None:
-      old = by_subject.get(subject)
-      old = by_name.pop(old.name, None) if old else None
+    topic = _topic(body, sha, subject)
+    old = _old_patch(by_name, by_subject, PatchFile.name_from_message(body), topic, subject)
     if old:
-      name, fields = old.name, old.fields
+      file_name, fields = old.file_name, old.fields
+      topic = topic or old.topic
+      taken.discard(old.name)
     else:
-      name = _unique(f"{next_number:04d}-{slug(subject)}.patch", taken)
+      file_name = f"{next_number:04d}-{slug(subject)}.patch"
       fields = PatchFile.header_fields_from_message(body)
       next_number += 1
-      taken.add(name)
+    name = _unique(f"{topic}/{file_name}" if topic else file_name, taken)
+    taken.add(name)
     files[f"patches/{name}"] = PatchFile(name, subject, fields, diff).text().encode()
     patches.append((name, sha))
 
   series_comments = [line for line in project.series_path.read_text(encoding="utf-8").splitlines()
                      if line.startswith("#")]
   files["patches/series"] = ("\n".join(series_comments + [n for n, _ in patches]) + "\n").encode()
-  for path in git.run(["ls-tree", "-r", "--name-only", "HEAD"], cwd=tree).splitlines():
-    if path not in upstream_paths:
-      files[f"overlay/{path}"] = git.blob(tree, f"HEAD:{path}")
+  for mode, path in _tree_files(tree):
+    if path in upstream_paths:
+      continue
+    if mode not in ("100644", "100755"):
+      raise ToolError(f"{tree}/{path} is {_KINDS.get(mode, 'not a regular file')}; overlay/ "
+                      "holds regular files only: commit the file itself (nothing was written)")
+    files[f"overlay/{path}"] = git.blob(tree, f"HEAD:{path}")
   return Plan(files, patches)
+
+
+_KINDS = {"120000": "a symlink", "160000": "a submodule"}
+
+
+def _tree_files(tree):
+  """(mode, path) of every file in the tree's HEAD."""
+  out = git.run(["ls-tree", "-r", "-z", "HEAD"], cwd=tree)
+  return [(entry.split(" ", 1)[0], entry.split("\t", 1)[1]) for entry in out.split("\0") if entry]
+
+
+def _topic(body, sha, subject):
+  """The folder a commit's `Patch-Topic:` trailer names, checked to be one plain name."""
+  topic = PatchFile.trailer(body, TOPIC_TRAILER)
+  if topic is not None and not TOPIC.match(topic):
+    raise ToolError(f"commit {sha[:7]} ({subject}): `{TOPIC_TRAILER}: {topic}` is not a folder "
+                    "name; use one word of lower-case letters, digits and `-`, such as horovod "
+                    "(nothing was written)")
+  return topic
+
+
+def _old_patch(by_name, by_subject, name, topic, subject):
+  """The patch of the series a commit came from, taken out of `by_name`; None for a new one.
+
+  By the trailers' folder and file name; by file name alone (the folder was changed); else by
+  subject (a commit without trailers)."""
+  if name:
+    for entry in ([f"{topic}/{name}"] if topic else []) + [name]:
+      if entry in by_name:
+        return by_name.pop(entry)
+    moved = [entry for entry in by_name if entry.rsplit("/", 1)[-1] == name]
+    if len(moved) == 1:
+      return by_name.pop(moved[0])
+  old = by_subject.get(subject)
+  return by_name.pop(old.name, None) if old else None
 
 
 def save_record(project, tree, record, planned):
@@ -112,6 +157,19 @@ def save_record(project, tree, record, planned):
   record.patches = [[name, sha] for name, sha in planned.patches]
   record.inputs = build.inputs_digest(project)
   record.save(tree)
+
+
+def _require_inside(project, paths):
+  """Every file the plan writes or removes is in patches/ or overlay/ (or is the lock), with no
+  symlink on the way: names that come from a tree or a header never lead anywhere else."""
+  for path in paths:
+    if path == project.lock_path:
+      continue
+    top = next((d for d in (project.patches_dir, project.overlay_dir) if d in path.parents), None)
+    links = [p for p in [path, *path.parents] if top and top in [p, *p.parents] and p.is_symlink()]
+    if top is None or links or ".." in path.relative_to(top).parts:
+      raise ToolError(f"refusing to write {path}: outside patches/ and overlay/ or through a "
+                      "symlink (nothing was written)")
 
 
 def _require_writable(writes, removals):
@@ -185,11 +243,12 @@ def slug(subject):
 
 
 def _number(name):
-  match = re.match(r"(\d+)-", name)
+  match = re.match(r"(\d+)-", name.rsplit("/", 1)[-1])
   return int(match.group(1)) if match else 0
 
 
 def _unique(name, taken):
+  """`name`, or `name` with a suffix (-2, -3, ...) that no entry in `taken` has."""
   stem, n = name[:-len(".patch")], 2
   while name in taken:
     name, n = f"{stem}-{n}.patch", n + 1

@@ -5,12 +5,6 @@ from pathlib import Path
 
 from . import git
 from .errors import ToolError
-from .series import PROJECT
-
-# The offline bundle of upstream beside this checkout, where there is one: the upstream source
-# the tests, the bench and the Makefile default to. The tool itself takes --upstream,
-# ALBERT_UPSTREAM or the lock's URL.
-SHARED_BUNDLE = PROJECT.parent / "shared" / "upstream" / "google-research-albert.bundle"
 
 
 def cache_dir():

@@ -13,6 +13,9 @@ def add_overlay(project, tree, date):
   files = project.overlay_files()
   for rel in files:
     target = Path(tree) / rel
+    if any(p.is_symlink() for p in target.parents if Path(tree) in p.parents):
+      raise ToolError(f"overlay/{rel} would be written through a symlink of upstream's tree; "
+                      "move it to another folder of overlay/")
     if target.exists():
       raise ToolError(f"overlay/{rel} is also a file of upstream: change upstream files with a "
                       "patch, not the overlay")

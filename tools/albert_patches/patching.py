@@ -1,6 +1,7 @@
 """Stage 4, patch: each patch of the series applied with exact context and committed on its own."""
 import re
 
+from . import diff as diffs
 from . import git
 from .errors import PatchDoesNotApply
 
@@ -9,20 +10,6 @@ _NOT_APPLY = re.compile(r"^error: (.+?): (?:patch does not apply|does not exist 
                         r"No such file or directory|already exists in working directory)$",
                         re.MULTILINE)
 _OFFSET = re.compile(r"^Hunk #(\d+) succeeded at (\d+) \(offset (-?\d+) lines?\)\.$", re.MULTILINE)
-
-
-def hunks_by_file(diff):
-  """{path: [(hunk number, old start, '@@ ... @@' line)]} of a git diff."""
-  hunks = {}
-  path = None
-  for line in diff.splitlines():
-    if line.startswith("diff --git "):
-      path = line.split(" b/", 1)[-1]
-      hunks[path] = []
-    elif line.startswith("@@ ") and path is not None:
-      old_start = int(re.match(r"@@ -(\d+)", line).group(1))
-      hunks[path].append((len(hunks[path]) + 1, old_start, line))
-  return hunks
 
 
 def apply_patch(tree, patch, date):
@@ -49,9 +36,11 @@ def _where(stderr, diff):
   failed = _FAILED_AT.search(stderr)
   if failed:
     path, line = failed.group(1), int(failed.group(2))
-    for number, old_start, header in hunks_by_file(diff).get(path, []):
-      if old_start == line:
-        return f"{path}, hunk #{number} ({header.split(' @@')[0]} @@), context not found"
+    for file in diffs.parse(diff):
+      for hunk in file.hunks if file.path == path else []:
+        if hunk.old_start == line:
+          return (f"{path}, hunk #{hunk.number} ({hunk.header.split(' @@')[0]} @@), "
+                  "context not found")
     return f"{path}, the hunk at line {line}, context not found"
   missing = _NOT_APPLY.search(stderr)
   if missing:

@@ -1,12 +1,13 @@
 """`apply`: build the patched tree at --out, or say it is up to date."""
 from pathlib import Path
 
-from . import build, convert, fetch, locks, options, staging
-from .errors import ToolError
-from .lock import Lock
-from .record import Record, UnreadableRecord
-from .update_state import require_no_update
-from .work import work_not_in_patches
+from .. import build, convert, fetch, file_locks, staging
+from . import options
+from ..errors import ToolError
+from ..upstream_lock import Lock
+from ..record import Record, UnreadableRecord
+from ..update_state import require_no_update
+from ..work import work_not_in_patches
 
 HELP = "build the patched tree (the default command)"
 
@@ -28,7 +29,7 @@ def run(project, args, progress):
   digest = build.inputs_digest(project)
   staging.require_buildable(out)
 
-  with locks.tree(out, progress.say):
+  with file_locks.tree(out, progress.say):
     staging.recover(out, progress.say)
     if out.exists():
       try:

@@ -3,11 +3,12 @@ import io
 import tempfile
 from pathlib import Path
 
-from . import build, fetch, options
-from .errors import PatchDoesNotApply, ToolError
-from .lint import lint_patch
-from .lock import Lock
-from .progress import Progress
+from .. import build, fetch
+from . import options
+from ..errors import PatchDoesNotApply, ToolError
+from ..lint import lint_patch
+from ..upstream_lock import Lock
+from ..progress import Progress
 
 HELP = "build in a temporary place, report per patch and lint the series"
 

@@ -8,12 +8,13 @@ written only when every patch is replayed, so nothing of the project is half-upd
 import re
 from pathlib import Path
 
-from . import build, convert, export, fetch, git, locks, options
-from .errors import ToolError
-from .lock import Lock
-from .record import Record, require_built
-from .update_state import UpdateState, require_no_update
-from .work import work_not_in_patches
+from .. import build, convert, export, fetch, file_locks, git
+from . import options
+from ..errors import ToolError
+from ..upstream_lock import Lock
+from ..record import Record, require_built
+from ..update_state import UpdateState, require_no_update
+from ..work import work_not_in_patches
 
 HELP = "move the series to another upstream commit (3-way replay)"
 
@@ -54,7 +55,7 @@ def run(project, args, progress):
   version = convert.require_converter()
   source = fetch.resolve_source(args.upstream, lock)
   old_head = git.rev(tree, "HEAD")
-  with locks.cache(progress.notice):
+  with file_locks.cache(progress.notice):
     commit = _resolve(args.to, source)
     try:  # build's own stages, on the tree moved to the new commit
       date, converted, overlay_sha = build.base(project, tree, commit, source, version, progress)

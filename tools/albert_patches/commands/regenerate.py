@@ -6,11 +6,13 @@ leaves the project untouched (export.py does the writing).
 """
 from pathlib import Path
 
-from . import export, git, options
-from .errors import ToolError
-from .record import require_built
-from .update_state import require_no_update
-from .work import uncommitted
+from .. import export, git
+from . import options
+from ..errors import ToolError
+from ..project import TOPIC, TOPIC_TRAILER
+from ..record import require_built
+from ..update_state import require_no_update
+from ..work import uncommitted
 
 HELP = "write the tree's commits back to patches/ and overlay/"
 
@@ -23,9 +25,17 @@ def add_arguments(parser, root):
                           "(file name or subject)")
   where.add_argument("--new", metavar="SUBJECT",
                      help="make the tree's uncommitted changes a new patch with this subject")
+  parser.add_argument("--topic", metavar="FOLDER",
+                      help="with --new: the folder of patches/ the new patch goes in (its "
+                           "concern, e.g. horovod); the commit gets a Patch-Topic: trailer")
 
 
 def run(project, args, progress):
+  if args.topic is not None and not args.new:
+    raise ToolError("--topic names the folder of a new patch: give it with --new SUBJECT")
+  if args.topic is not None and not TOPIC.match(args.topic):
+    raise ToolError(f"--topic {args.topic}: a folder name is one word of lower-case letters, "
+                    "digits and `-`, such as horovod")
   tree = Path(args.out).resolve()
   record = require_built(tree)
   require_no_update(tree)
@@ -61,12 +71,14 @@ def _require_linear_history(tree, record):
 def _commit_uncommitted(project, tree, record, args):
   """Turns uncommitted changes into a commit of their own (--new) or folds them (--into)."""
   if args.new:
+    topic = ["-m", f"{TOPIC_TRAILER}: {args.topic}"] if args.topic else []
     git.run(["add", "-A"], cwd=tree)
-    git.run(["commit", "-q", "-m", args.new], cwd=tree)
+    git.run(["commit", "-q", "-m", args.new, *topic], cwd=tree)
     return
   subjects = _subjects(tree, record)
   wanted = args.into.removeprefix("patches/")
-  target = next((sha for sha, subject, name in subjects if wanted in (subject, name)), None)
+  target = next((sha for sha, subject, name in subjects
+                 if wanted in (subject, name, name and name.rsplit("/", 1)[-1])), None)
   if target is None:
     raise ToolError(f"--into {args.into}: no patch of the tree has that file name or subject")
   git.run(["add", "-A"], cwd=tree)

@@ -1,11 +1,12 @@
 """`status`: the series as a table, and whether the tree matches it."""
 from pathlib import Path
 
-from . import build, options
-from .patching import hunks_by_file
-from .record import Record
-from .update_state import ADVICE, unfinished_update
-from .work import work_not_in_patches
+from .. import build
+from .. import diff as diffs
+from . import options
+from ..record import Record
+from ..update_state import ADVICE, unfinished_update
+from ..work import work_not_in_patches
 
 HELP = "show the series and whether the tree matches it"
 
@@ -19,10 +20,8 @@ def run(project, args, progress):
   rows = [("patch", "files", "+", "-")]
   for name in names:
     diff = project.patch(name).diff
-    lines = diff.splitlines()
-    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++ "))
-    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("--- "))
-    rows.append((name, str(len(hunks_by_file(diff))), str(added), str(removed)))
+    added, removed = diffs.changed_lines(diff)
+    rows.append((name, str(len(diffs.parse(diff))), str(added), str(removed)))
   width = max(len(row[0]) for row in rows)
   for row in rows:
     progress.say(f"{row[0]:<{width}}  {row[1]:>5}  {row[2]:>5}  {row[3]:>5}")
