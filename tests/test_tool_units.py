@@ -116,6 +116,11 @@ def lint_of(diff, fields="Description: Why.\n", overlay=()):
   return lint.lint_patch(PatchFile("p", "Subject", fields, diff), set(overlay))
 
 
+def test_reindenting_python_is_a_change_not_whitespace():
+  moved = DIFF.replace("+  return 0.02", "+    return 0.01")  # into a block, in Python
+  assert lint_of(moved) == []
+
+
 def test_a_clean_patch_passes_the_lint():
   assert lint_of(DIFF) == []
   # a header of 16 lines (Subject, Description and 14 more) for 4 changed lines: at the limit
@@ -125,7 +130,9 @@ def test_a_clean_patch_passes_the_lint():
 @pytest.mark.parametrize("diff, fields, overlay, problem", [
     (DIFF, "", (), "header has no Description"),
     (DIFF.replace("+  return 5e-5", "+  return 5e-5 "), None, (), "adds trailing whitespace"),
-    (DIFF.replace("+  return 0.02", "+    return 0.01"), None, (), "changes only whitespace"),
+    (DIFF.replace("+  return 0.02", "+  return  0.01 "), None, (), "changes only whitespace"),
+    (DIFF.replace("modeling.py", "README.md").replace("+  return 0.02", "+    return 0.01"),
+     None, (), "changes only whitespace"),
     (DIFF.replace("\n--- a/", "\nnew file mode 100644\n--- a/"), None, (), "belongs in overlay/"),
     (DIFF, None, ("modeling.py",), "is also an overlay file"),
     (DIFF.replace("@@ -10", "Binary files a and b differ\n@@ -10"), None, (), "binary file"),

@@ -35,12 +35,17 @@ def lint_patch(patch, overlay_files):
       if any(added != added.rstrip() for added in hunk.added):
         problems.append(f"{file.path} hunk #{hunk.number} adds trailing whitespace")
         break
+    # In Python a line's indentation is syntax: moving lines into a block is a change.
+    squash = _squash_keeping_indent if file.path.endswith(".py") else _squash
     for hunk in file.hunks:
-      removed, added = "\n".join(hunk.removed), "\n".join(hunk.added)
-      if removed != added and _squash(removed) == _squash(added):
+      if hunk.removed != hunk.added and squash(hunk.removed) == squash(hunk.added):
         problems.append(f"{file.path} hunk #{hunk.number} changes only whitespace")
   return problems
 
 
-def _squash(text):
-  return re.sub(r"\s+", "", text)
+def _squash(lines):
+  return re.sub(r"\s+", "", "".join(lines))
+
+
+def _squash_keeping_indent(lines):
+  return [re.match(r"\s*", line).group(0) + re.sub(r"\s+", "", line) for line in lines]
