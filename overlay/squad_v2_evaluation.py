@@ -1,32 +1,16 @@
-"""SQuAD 2.0's evaluation: exact match and F1 with unanswerable questions.
+"""SQuAD 2.0's evaluation of a predictions file, with upstream's scoring functions.
 
-Written from the published definition of the SQuAD 2.0 metrics (Rajpurkar,
-Jia and Liang, 2018, and the task's evaluation description):
+squad_utils.py carries the functions of SQuAD 2.0's official evaluation
+(normalisation, exact match and F1 over the gold answers, the no-answer
+threshold, the HasAns/NoAns breakdown, the best threshold) and uses them
+inside training. This module adds what it lacks to score files on their own:
+a check that every question has a prediction (and a no-answer probability),
+the whole report in one call, and a command line.
 
-- Answers are compared after normalisation: lower case, punctuation removed,
-  the articles "a", "an" and "the" removed, whitespace collapsed.
-- A question's exact match is 1 if the normalised prediction equals one of
-  its normalised gold answers; its F1 is the best, over the gold answers, of
-  the harmonic mean of token precision and recall (tokens counted with
-  multiplicity).
-- A question is answerable when the data set gives it answers.  For
-  scoring, gold answers that normalise to nothing are left out, and a
-  question left without any has one gold answer, the empty string.  Against
-  an empty string (gold or predicted) both scores are 1 if both are empty
-  and 0 otherwise.
-- With no-answer probabilities (a number per question; run_squad_v2.py
-  writes them to null_odds.json), a question whose number is above the
-  threshold counts as answered with "no answer".
-- The best threshold is the one that maximises the total score when every
-  question whose number is at most the threshold keeps its predicted answer
-  and every other question is given "no answer"; best_exact and best_f1 are
-  those maxima (in percent) and *_thresh the thresholds.
-
-Reported keys, as the task's evaluation reports them: exact, f1, total;
+Reported keys, as the official evaluation reports them: exact, f1, total;
 HasAns_exact, HasAns_f1, HasAns_total and NoAns_exact, NoAns_f1,
-NoAns_total over the answerable and unanswerable questions (when there are
-any); best_exact, best_exact_thresh, best_f1, best_f1_thresh with
-no-answer probabilities.  Scores are percentages.
+NoAns_total (when there are such questions); best_exact, best_exact_thresh,
+best_f1, best_f1_thresh with no-answer probabilities. Scores are percentages.
 
 Run as a script:
   python squad_v2_evaluation.py DATA.json PREDICTIONS.json \
@@ -38,159 +22,58 @@ from __future__ import division
 from __future__ import print_function
 
 import argparse
-import collections
 import json
-import re
-import string
+import os
 import sys
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCTUATION = frozenset(string.punctuation)
+if __name__ == "__main__":
+  # As a script: the scores, or one error line, without TensorFlow's start-up
+  # logging (squad_utils imports TensorFlow).
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from albert import squad_utils  # noqa: E402  (after the logging setting above)
 
 
 class EvaluationInputError(ValueError):
   """The data set, predictions or probabilities do not fit together."""
 
 
-def normalize_answer(text):
-  """Lower case, no punctuation, no articles, single spaces."""
-  text = text.lower()
-  text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-  text = _ARTICLES.sub(" ", text)
-  return " ".join(text.split())
-
-
-def answer_tokens(text):
-  return normalize_answer(text).split() if text else []
-
-
-def exact_score(gold, prediction):
-  return int(normalize_answer(gold) == normalize_answer(prediction))
-
-
-def f1_score(gold, prediction):
-  """Token F1; 1 or 0 when either side is empty (agree or not)."""
-  gold_tokens = answer_tokens(gold)
-  predicted_tokens = answer_tokens(prediction)
-  if not gold_tokens or not predicted_tokens:
-    return float(gold_tokens == predicted_tokens)
-  common = (collections.Counter(gold_tokens) &
-            collections.Counter(predicted_tokens))
-  overlap = sum(common.values())
-  if overlap == 0:
-    return 0.0
-  precision = overlap / len(predicted_tokens)
-  recall = overlap / len(gold_tokens)
-  return 2 * precision * recall / (precision + recall)
-
-
-def gold_answers(dataset):
-  """{question id: [gold answer texts]}, [""] for an unanswerable question.
-
-  `dataset` is the "data" list of a SQuAD 2.0 JSON file.  Gold answers that
-  normalise to nothing are left out.
-  """
-  golds = collections.OrderedDict()
-  for article in dataset:
-    for paragraph in article["paragraphs"]:
-      for qa in paragraph["qas"]:
-        texts = [a["text"] for a in qa.get("answers", [])
-                 if normalize_answer(a["text"])]
-        golds[qa["id"]] = texts or [""]
-  return golds
-
-
-def answerable(dataset):
-  """{question id: whether the data set gives it any answer}."""
-  return {qa["id"]: bool(qa.get("answers"))
-          for article in dataset for paragraph in article["paragraphs"]
-          for qa in paragraph["qas"]}
-
-
-def raw_scores(golds, predictions):
-  """Per question exact and F1, each the best over its gold answers."""
-  exact, f1 = {}, {}
-  for qid, answers in golds.items():
-    prediction = predictions[qid]
-    exact[qid] = max(exact_score(a, prediction) for a in answers)
-    f1[qid] = max(f1_score(a, prediction) for a in answers)
-  return exact, f1
-
-
-def apply_threshold(scores, na_probs, has_answer, threshold):
-  """A question above the threshold scores as a "no answer" prediction."""
-  return {qid: (float(not has_answer[qid]) if na_probs[qid] > threshold
-                else score)
-          for qid, score in scores.items()}
-
-
-def _percent(scores, qids):
-  return 100.0 * sum(scores[qid] for qid in qids) / len(qids)
-
-
-def best_threshold(scores, predictions, na_probs, has_answer):
-  """(best total score in percent, the threshold that gives it).
-
-  Questions are taken in increasing order of their no-answer probability;
-  starting from all of them answered "no answer", each one in turn keeps its
-  prediction instead.  Ties keep the lowest threshold.
-  """
-  current = sum(1 for qid in scores if not has_answer[qid])
-  best, best_thresh = current, 0.0
-  for qid in sorted(scores, key=lambda q: na_probs[q]):
-    if has_answer[qid]:
-      current += scores[qid]
-    elif predictions[qid]:
-      current -= 1
-    if current > best:
-      best, best_thresh = current, na_probs[qid]
-  return 100.0 * best / len(scores), best_thresh
-
-
 def evaluate(dataset, predictions, na_probs=None, na_prob_thresh=1.0):
-  """SQuAD 2.0's scores of `predictions` ({id: text}) on `dataset`.
+  """SQuAD 2.0's scores of `predictions` ({id: text}) on `dataset`, the "data"
+  list of a SQuAD 2.0 file; `na_probs` ({id: number}) are no-answer
+  probabilities, such as run_squad_v2.py's null_odds.json.
 
   Raises EvaluationInputError when a question has no prediction or no
   no-answer probability.
   """
-  golds = gold_answers(dataset)
-  if not golds:
+  has_answer = squad_utils.make_qid_to_has_ans(dataset)
+  if not has_answer:
     raise EvaluationInputError("the data set has no questions")
-  for name, given in (("predictions", predictions), ("no-answer probabilities",
-                                                      na_probs)):
-    if given is None:
-      continue
-    missing = [qid for qid in golds if qid not in given]
+  for name, given in (("predictions", predictions),
+                      ("no-answer probabilities", na_probs)):
+    missing = [qid for qid in has_answer
+               if given is not None and qid not in given]
     if missing:
       raise EvaluationInputError(
           "the %s have no entry for %d of the %d questions (e.g. %r)" %
-          (name, len(missing), len(golds), missing[0]))
-  has_answer = answerable(dataset)
-  exact, f1 = raw_scores(golds, predictions)
-  if na_probs is None:
-    na_probs = {qid: 0.0 for qid in golds}
-    with_probs = False
-  else:
-    with_probs = True
-  exact_thresh = apply_threshold(exact, na_probs, has_answer, na_prob_thresh)
-  f1_thresh = apply_threshold(f1, na_probs, has_answer, na_prob_thresh)
-  qids = list(golds)
-  result = collections.OrderedDict([
-      ("exact", _percent(exact_thresh, qids)),
-      ("f1", _percent(f1_thresh, qids)),
-      ("total", len(qids)),
-  ])
+          (name, len(missing), len(has_answer), missing[0]))
+  with_probs = na_probs is not None
+  if not with_probs:
+    na_probs = {qid: 0.0 for qid in has_answer}
+  exact_raw, f1_raw = squad_utils.get_raw_scores(dataset, predictions)
+  exact = squad_utils.apply_no_ans_threshold(exact_raw, na_probs, has_answer,
+                                             na_prob_thresh)
+  f1 = squad_utils.apply_no_ans_threshold(f1_raw, na_probs, has_answer,
+                                          na_prob_thresh)
+  result = squad_utils.make_eval_dict(exact, f1)
   for prefix, wanted in (("HasAns", True), ("NoAns", False)):
-    subset = [qid for qid in qids if has_answer[qid] == wanted]
-    if subset:
-      result[prefix + "_exact"] = _percent(exact_thresh, subset)
-      result[prefix + "_f1"] = _percent(f1_thresh, subset)
-      result[prefix + "_total"] = len(subset)
+    qids = [qid for qid, answerable in has_answer.items()
+            if answerable == wanted]
+    if qids:
+      squad_utils.merge_eval(
+          result, squad_utils.make_eval_dict(exact, f1, qid_list=qids), prefix)
   if with_probs:
-    result["best_exact"], result["best_exact_thresh"] = best_threshold(
-        exact, predictions, na_probs, has_answer)
-    result["best_f1"], result["best_f1_thresh"] = best_threshold(
-        f1, predictions, na_probs, has_answer)
+    squad_utils.find_all_best_thresh(result, predictions, exact_raw, f1_raw,
+                                     na_probs, has_answer)
   return result
 
 

@@ -6,9 +6,30 @@ import os
 import sys
 import time
 
+from albert.horovod_helpers import hvd_rank, hvd_size
 import tensorflow as tf
 
 _logging = tf.compat.v1.logging
+
+# The steps Habana's change list traces with HABANA_SYNAPSE_LOGGER=range.
+SYNAPSE_STEPS = range(670, 680)
+
+
+def training_hooks(script, examples_per_step, output_dir):
+  """The hooks every training script trains with, besides Horovod's broadcast.
+
+  A PerfLoggingHook for this worker (examples_per_step: its own batch), which
+  appends the run's figures to OUTPUT_DIR/perf.jsonl (output_dir: this
+  worker's output directory), and, with HABANA_SYNAPSE_LOGGER=range, a
+  SynapseLoggerHook tracing SYNAPSE_STEPS.
+  """
+  hooks = []
+  if os.environ.get("HABANA_SYNAPSE_LOGGER", "False").lower() == "range":
+    hooks.append(SynapseLoggerHook(list(SYNAPSE_STEPS), False, hvd_rank()))
+  hooks.append(PerfLoggingHook(
+      examples_per_step, json_path=os.path.join(output_dir, "perf.jsonl"),
+      extra={"script": script, "rank": hvd_rank(), "size": hvd_size()}))
+  return hooks
 
 
 class PerfLoggingHook(tf.compat.v1.train.SessionRunHook):

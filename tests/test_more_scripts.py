@@ -78,8 +78,9 @@ def test_squad_v2_data_has_unanswerable_questions(squad_v2_files):
     assert answerable == 2 * unanswerable > 0
 
 
-def test_run_squad_v2(albert_tree, tiny_data, tiny_pretrained, work,
-                      squad_v2_files):
+@pytest.fixture(scope="module")
+def squad_v2_run(albert_tree, tiny_data, tiny_pretrained, work, squad_v2_files):
+  """run_squad_v2.py trained and predicting: (its process, its output_dir)."""
   train_file, dev_file = squad_v2_files
   out = work / "squad2"
   proc = run(albert_tree, "run_squad_v2.py",
@@ -89,6 +90,12 @@ def test_run_squad_v2(albert_tree, tiny_data, tiny_pretrained, work,
                          "--do_train", "--do_predict",
                          "--learning_rate=1e-3", "--num_train_epochs=2"),
              cwd=work)
+  return proc, out
+
+
+def test_run_squad_v2(albert_tree, squad_v2_run, squad_v2_files):
+  _, dev_file = squad_v2_files
+  proc, out = squad_v2_run
   assert_initialized_from_checkpoint(proc.stderr)
   qids = question_ids(dev_file)
   predictions = json.loads((out / "predictions.json").read_text())
@@ -122,6 +129,24 @@ def test_run_squad_v2(albert_tree, tiny_data, tiny_pretrained, work,
       capture_output=True, text=True, timeout=120)
   assert script.returncode == 0, script.stderr
   assert json.loads(script.stdout) == scores
+
+
+def test_run_squad_v2_predicts_without_a_train_file(albert_tree, tiny_data, work,
+                                                    squad_v2_run, squad_v2_files):
+  """A predict-only run needs neither --do_train nor --train_file."""
+  _, trained = squad_v2_run
+  _, dev_file = squad_v2_files
+  out = work / "squad2-predict-only"
+  out.mkdir()
+  for path in trained.glob("model.ckpt-9.*"):
+    shutil.copy(path, out / path.name)
+  args = [arg for arg in squad_args(work / "squad2-predict-only", None, dev_file)
+          if not arg.startswith("--train_file=")]
+  run(albert_tree, "run_squad_v2.py", *model_args(tiny_data, out), *args, "--do_predict",
+      cwd=work)
+  predictions = json.loads((out / "predictions.json").read_text())
+  assert sorted(predictions) == sorted(question_ids(dev_file))
+  assert json.loads((out / "squad_v2_eval.json").read_text())["total"] == 12
 
 
 def test_run_race(albert_tree, tiny_data, tiny_pretrained, work):
