@@ -24,8 +24,8 @@ RunConfig.  What each setting means depends on the device the graph runs on:
 
 The device is the first of Gaudi (HPU), GPU and CPU that TensorFlow sees.
 Any unsupported combination stops the script with a one-line error instead
-of training in float32 unasked.  --use_bf16_amp, this series' earlier flag
-for the CPU rewrite, is kept as a deprecated spelling of --precision=bf16.
+of training in float32 unasked.  --use_bf16_amp is a deprecated spelling of
+--precision=bf16.
 """
 
 import collections
