@@ -246,6 +246,16 @@ def test_list(albert_tree):
       "https://storage.googleapis.com/albert_models/albert_base_v2.tar.gz"
 
 
+def test_helpfull_lists_the_flags(albert_tree, tmp_path):
+  proc = subprocess.run([sys.executable, str(albert_tree / "download_pretrained.py"),
+                         "--helpfull"], cwd=tmp_path, capture_output=True, text=True,
+                        env=download_env(), timeout=300)
+  assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  own = proc.stdout.split("download_pretrained.py:", 1)[1].split("\n\n", 1)[0]
+  for flag in ("--base_url", "--[no]list", "--model", "--output_dir", "--sha256"):
+    assert flag in own, own
+
+
 # ---- refusals: one error line, a non-zero exit, nothing changed --------------
 
 
