@@ -7,7 +7,6 @@ and can misbehave on request: the first path component picks how.
 """
 import http.server
 import io
-import shutil
 import tarfile
 import threading
 import urllib.parse
@@ -146,11 +145,3 @@ class ArchiveServer:
     self.httpd.server_close()
     self.thread.join()
 
-
-def copy_checkpoint(checkpoint, dest_dir):
-  """Copies CHECKPOINT's files into DEST_DIR; returns the copy's prefix."""
-  checkpoint = Path(checkpoint)
-  Path(dest_dir).mkdir(parents=True, exist_ok=True)
-  for path in checkpoint.parent.glob(checkpoint.name + ".*"):
-    shutil.copy(path, dest_dir)
-  return Path(dest_dir) / checkpoint.name
