@@ -10,11 +10,15 @@ script wrote (eval_results.txt, or squad_v2_eval.json) and compares it with a
 threshold set, with margin, below what repeated runs reached on a loaded 2-core
 machine, and far above chance; the message names both. The same pretraining and MRPC
 fine-tuning under `horovodrun -np 2 --gloo` must reach the 1-process figures
-within a small tolerance.
+within a small tolerance. MRPC fine-tunes from the pretraining checkpoint as a
+user gets a released model: packed in the released archives' layout, served
+from 127.0.0.1 and fetched with download_pretrained.py, whose printed flags
+the run takes.
 """
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +28,7 @@ import pytest
 
 import albert_data
 from conftest import cpu_has_avx512, run_script, run_scripts
+from released_models import ArchiveServer, pack_released
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
 
@@ -315,14 +320,47 @@ def fine_tuning_runs(data, checkpoint, mrpc_data):
   return runs
 
 
+# ---- the pretraining checkpoint as a released model --------------------------
+
+MODEL_FLAGS = ("init_checkpoint", "albert_config_file", "spm_model_file", "vocab_file")
+
+
 @pytest.fixture(scope="session")
-def fine_tuned(albert_tree, learn_data, pretrained, mrpc_data):
-  """Every fine-tuning task's output_dir, trained from the pretraining checkpoint.
+def downloaded_model(albert_tree, learn_data, pretrained):
+  """{flag: value} that download_pretrained.py prints for the pretraining checkpoint,
+  packed as albert_base_v2.tar.gz in the released layout and served from 127.0.0.1."""
+  d = learn_data["dir"]
+  (d / "released").mkdir()
+  pack_released(d / "released" / "albert_base_v2.tar.gz", "albert_base",
+                learn_data["config"], pretrained["checkpoint"],
+                learn_data["spm_model"], learn_data["spm_vocab"])
+  with ArchiveServer(d / "released") as server:
+    proc = run(albert_tree, "download_pretrained.py", "--model=albert_base_v2",
+               "--output_dir=%s" % (d / "albert_base_v2"), "--base_url=" + server.url("ok"))
+  line = proc.stdout.strip().splitlines()[-1]
+  flags = dict(arg[2:].split("=", 1) for arg in shlex.split(line))
+  assert sorted(flags) == sorted(MODEL_FLAGS), line
+  return flags
+
+
+def with_model_flags(run_spec, model_flags):
+  """RUN_SPEC (script, args) with its four model flags taken from MODEL_FLAGS, a
+  {flag: value} as downloaded_model returns."""
+  script, args = run_spec
+  kept = [a for a in args if a.split("=", 1)[0][2:] not in MODEL_FLAGS]
+  return script, kept + ["--%s=%s" % item for item in model_flags.items()]
+
+
+@pytest.fixture(scope="session")
+def fine_tuned(albert_tree, learn_data, pretrained, mrpc_data, downloaded_model):
+  """Every fine-tuning task's output_dir, trained from the pretraining checkpoint
+  (MRPC from the folder download_pretrained.py made of it).
 
   The runs are independent, so they run two at a time with a thread each: the
   tiny model gains little from a second thread, and the chain takes less time.
   """
   runs = fine_tuning_runs(learn_data, pretrained["checkpoint"], mrpc_data)
+  runs["mrpc"] = with_model_flags(runs["mrpc"], downloaded_model)
   run_scripts(albert_tree, runs.values(), env=_env(threads=1))
   return {task: learn_data["dir"] / task for task in runs}
 
