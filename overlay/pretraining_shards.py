@@ -75,7 +75,7 @@ MB = 1e6
 MANIFEST = "shards.json"
 SPLITS = ("training", "test")
 # What a shard directory may hold: finished parts, kept text, and temporary names.
-_OURS = re.compile(r"^(part-\d{5}\.(tfrecord|txt)|\.part-\d{5}\.(tfrecord|txt)\.tmp)$")
+_OURS = re.compile(r"^(part-\d{5}\.(tfrecord|txt)|\.part-\d{5}\.(tfrecord|txt)\.tmp-\d+)$")
 _TOP = re.compile(r"^(%s|\.%s\.tmp-\d+)$" % (re.escape(MANIFEST), re.escape(MANIFEST)))
 # The launchers' rank, size and processes-per-host variables, in the order they are read.
 _RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -104,7 +104,10 @@ def input_files(patterns, glob):
   """The files of --input_file (comma-separated names and globs), in upstream's order."""
   files = []
   for pattern in patterns.split(","):
-    matched = glob(pattern)
+    try:
+      matched = glob(pattern)
+    except Exception:  # pylint: disable=broad-except
+      matched = []  # TensorFlow's glob raises for a folder that does not exist
     if not matched:
       raise ShardError("--input_file: %r matches no file; give existing text "
                        "files or globs, separated by commas." % pattern)
@@ -264,8 +267,24 @@ def write_manifest(output_dir, content, task):
 
 
 def part_path(output_dir, split, index, ext="tfrecord", temporary=False):
+  """A part's final name, or this process's temporary name for it (hidden, with the pid:
+  two processes making the same shard, e.g. one left over from a killed run, never write
+  the same file, and either's complete file may be moved into place)."""
   name = "part-%05d.%s" % (index, ext)
-  return os.path.join(output_dir, split, "." + name + ".tmp" if temporary else name)
+  if temporary:
+    return os.path.join(output_dir, split, ".%s.tmp-%d" % (name, os.getpid()))
+  return os.path.join(output_dir, split, name)
+
+
+def remove_temporaries(output_dir, shards):
+  """Removes what interrupted runs left of SHARDS: temporary files only."""
+  indexes = {"%05d" % shard["index"] for shard in shards}
+  for split in SPLITS:
+    folder = os.path.join(output_dir, split)
+    for name in os.listdir(folder):
+      match = re.match(r"^\.part-(\d{5})\.\w+\.tmp-\d+$", name)
+      if match and match.group(1) in indexes:
+        os.remove(os.path.join(folder, name))
 
 
 def splits_made():
@@ -496,6 +515,7 @@ def main(upstream):
 
   mine = shards[task::num_tasks]
   todo = [shard for shard in mine if not complete(output_dir, shard["index"])]
+  remove_temporaries(output_dir, todo)
   print("%d shards of %.2f MB of text in %s; task %d of %d makes %d, %d already complete; "
         "%d workers" % (len(shards), sum(s["bytes"] for s in shards) / MB, output_dir,
                         task, num_tasks, len(mine), len(mine) - len(todo), num_workers),

@@ -179,7 +179,7 @@ def test_a_run_resumes_after_a_worker_is_killed(albert_tree, corpus, tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline:
       done = list(out.glob("training/part-*.tfrecord"))
-      in_progress = list(out.glob("training/.part-*.tmp"))
+      in_progress = list(out.glob("training/.part-*.tmp-*"))
       if len(done) >= 2 and in_progress and len(worker_pids(proc.pid)) == 2:
         os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
         break
