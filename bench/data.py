@@ -115,6 +115,8 @@ def run(args, work, tree, logfile, results, notes, meta):
     size = 4 if name.endswith("_4x") else 1
     r["mb_per_s"] = mb[size] / r["wall_s"]
     results[f"{name}_mb_per_s"] = r["mb_per_s"]
+    # Per CPU-second: what the run's work cost, whatever share of the cores it got.
+    results[f"{name}_mb_per_cpu_s"] = mb[size] / r["cpu_s"] if r.get("cpu_s") else None
     results[f"{name}_cores_used"] = r.get("cores_used")
   results["data_corpus_mb"] = mb[1]
   results["data_corpus_4x_mb"] = mb[4]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 # A key's unit is given by how its name ends; the first match counts.
 UNIT_SUFFIXES = (
-    ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"), ("_rss_per_worker_mb", "MB"), ("_mb", "MB"),
+    ("_mb_per_cpu_s", "MB/CPU-s"), ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"), ("_rss_per_worker_mb", "MB"), ("_mb", "MB"),
     ("_over_w1", "ratio"), ("_over_upstream", "ratio"), ("_4x_over_1x", "ratio"),
     ("_over_floor", "ratio"), ("_ratio_vs_peer", "ratio"), ("_over_1proc", "ratio"),
     ("_examples_per_cpu_s", "examples/CPU-s"), ("_examples_per_s", "examples/s"),
@@ -158,7 +158,10 @@ def data_table(f, meta):
     r = runs.get(name) or {}
     if r.get("error"):
       return r["error"][:90]
-    return f"got {r['cores_used']:.2f} cores" if r.get("cores_used") else ""
+    text = f"got {r['cores_used']:.2f} cores" if r.get("cores_used") else ""
+    if f.get(f"{name}_mb_per_cpu_s"):
+      text += f"; {f[name + '_mb_per_cpu_s']:.3g} MB/CPU-s"
+    return text
 
   rows = [
       ("upstream --output_file, 1 process", fmt(f.get("data_upstream_mb_per_s")),
