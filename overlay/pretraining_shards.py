@@ -164,16 +164,20 @@ def plan_shards(files, limit_bytes, random_seed):
 
   for path in files:
     found = False
-    for start, end in documents(path):
-      found = True
-      if pieces and size + (end - start) > limit_bytes:
-        close()
-        pieces, size = [], 0
-      if pieces and pieces[-1][0] == path:
-        pieces[-1][2] = end
-      else:
-        pieces.append([path, start, end])
-      size += end - start
+    try:
+      for start, end in documents(path):
+        found = True
+        if pieces and size + (end - start) > limit_bytes:
+          close()
+          pieces, size = [], 0
+        if pieces and pieces[-1][0] == path:
+          pieces[-1][2] = end
+        else:
+          pieces.append([path, start, end])
+        size += end - start
+    except OSError as e:
+      raise ShardError("%s cannot be read (%s); give readable local text files in "
+                       "--input_file." % (path, e.strerror or e))
     if not found:
       raise ShardError("%s holds no text (it is empty or only blank lines); "
                        "leave it out of --input_file." % path)

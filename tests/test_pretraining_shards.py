@@ -201,8 +201,14 @@ def test_a_run_resumes_after_a_worker_is_killed(albert_tree, corpus, tmp_path):
 
   again = run(albert_tree, "create_pretraining_data.py", *args, cwd=tmp_path, env=env())
   assert "%d already complete" % len(finished) in again.stderr
-  run(albert_tree, "create_pretraining_data.py",
-      *data_args(corpus, whole, "--num_workers=1", dupe=4), cwd=tmp_path, env=env())
+  # The uninterrupted reference, made by two tasks of --task_index/--num_tasks, one after
+  # the other (as ranks of a scheduler may run at different times).
+  for task in (0, 1):
+    run(albert_tree, "create_pretraining_data.py",
+        *data_args(corpus, whole, "--num_workers=1", "--task_index=%d" % task, "--num_tasks=2",
+                   dupe=4), cwd=tmp_path, env=env())
+    made_so_far = sorted(int(p.name[5:10]) for p in whole.glob("training/*.tfrecord"))
+    assert made_so_far == list(range(0, total, 2) if task == 0 else range(total))
   assert files(out) == files(whole)
   assert not list(out.glob("*/.part-*"))
 
