@@ -340,3 +340,14 @@ def test_eval_file_evaluates_the_test_shards_only(albert_tree, two_kinds, tmp_pa
   assert last(read_results(out / "eval_results.txt"), "masked_lm_accuracy") == pytest.approx(
       on_test, abs=1e-6)
   assert not (out / "1" / "eval_results.txt").exists()
+
+
+def test_eval_file_matching_nothing_is_one_error_line(albert_tree, two_kinds, tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(albert_tree / "run_pretraining.py"),
+       *pretraining_args(two_kinds, tmp_path / "out", "--do_eval",
+                         "--eval_file=%s" % (tmp_path / "nothing" / "*.tfrecord"))],
+      env=env(), capture_output=True, text=True, timeout=300)
+  errors = error_lines(proc.stdout + proc.stderr)
+  assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-3000:]
+  assert "--eval_file=%s matches no file" % (tmp_path / "nothing" / "*.tfrecord") in errors[0]
