@@ -10,7 +10,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup gaudi-env apply check demo test test-fast bench clean
+.PHONY: setup gaudi-env apply check demo test test-fast bench bench-data clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -79,6 +79,10 @@ test-fast: setup
 # Figures, not tests: tool costs, training throughput against HF transformers' ALBERT, utilisation.
 bench: setup
 	$(PY) -m bench
+
+# Only the pretraining data rows (bench/README.md, part 6), merged into bench/results.json.
+bench-data: setup
+	$(PY) -m bench --data-only
 
 clean:
 	rm -rf build

@@ -9,6 +9,7 @@ does); bench/README.md says what each figure means. The modules:
   train     the TensorFlow side, run in processes of its own (inputs, matmul peak, training)
   peer      HuggingFace transformers' ALBERT on PyTorch, run in build/bench-venv
   flops     model FLOPs of one example of each task
+  data      part 6: create_pretraining_data.py --output_dir on 1 and 2 workers, upstream's baseline
   proc      running and logging subprocesses, and what machine this is
   report    units and targets, the printed tables and the results file
 

@@ -16,6 +16,9 @@ when something cannot run, never on a number. The parts:
   4. model FLOPs x examples/s over a matmul peak of the row's precision measured here
                                                                   (bench/flops.py)
   5. GPU: not measured here (no GPU on this machine).
+  6. pretraining data: create_pretraining_data.py --output_dir, MB of text per second with 1
+     and 2 workers, upstream's single process as the baseline, peak memory per worker on a
+     corpus 1x and 4x the size (--data-only runs this part alone)   (bench/data.py)
 
 Run it from the checkout with the project's venv: `.venv/bin/python -m bench` (what `make bench`
 does). `--quick` makes a short smoke run (tiny batch, 1 timed step) whose numbers mean nothing.
@@ -31,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH, BUNDLE, PROJECT, flops, measure, report, tool
+from bench import BENCH, BUNDLE, PROJECT, data, flops, measure, report, tool
 from bench.proc import log, machine, run_logged, tail
 
 TASKS = ("pretrain", "squad", "classifier")
@@ -77,7 +80,18 @@ def parse(argv):
                  help="train this tree instead of building build/bench/albert "
                       "(default: $ALBERT_TREE)")
   p.add_argument("--skip", action="append", default=[],
-                 choices=["tool", "tf1", "hvd", "peer", "peak"])
+                 choices=["tool", "tf1", "hvd", "peer", "peak", "data"])
+  p.add_argument("--data-only", action="store_true",
+                 help="run only part 6 (pretraining data) and merge its figures into the "
+                      "results file")
+  p.add_argument("--data-mb", type=float, default=1.0,
+                 help="MB of text in the pretraining data corpus (the 4x corpus is 4 times)")
+  p.add_argument("--data-shard-mb", type=float, default=0.125,
+                 help="--shard_size_mb of the pretraining data runs")
+  p.add_argument("--data-dupe", type=int, default=1,
+                 help="--dupe_factor of the pretraining data runs")
+  p.add_argument("--data-test-fraction", type=float, default=0.05,
+                 help="--test_fraction of the sharded pretraining data runs")
   p.add_argument("--repeats", type=int, default=3, help="repeats of the cheap tool timings")
   p.add_argument("--peak-n", type=int, default=2048)
   p.add_argument("--peak-reps", type=int, default=8)
@@ -102,6 +116,7 @@ def parse(argv):
   if args.quick:
     args.batch, args.squad_batch, args.warmup, args.timed, args.repeats = 2, 1, 1, 1, 1
     args.peak_n, args.peak_reps, args.examples = 512, 2, 32
+    args.data_mb, args.data_shard_mb = 0.02, 0.004
   return args
 
 
@@ -351,8 +366,36 @@ def limit_figures(args, results, notes, meta):
                "count the masked positions for both")
 
 
+def data_figures(args, work, logfile, results, notes, meta):
+  """Part 6, on the tree prepare_training chose (or, alone, on one built here)."""
+  if "data" in args.skip:
+    return
+  if not getattr(args, "tree_path", None):
+    args.tree_path, how = measure.build_tree(args, None, logfile)
+    log(f"tree: {how}")
+  log("6/6 pretraining data: --output_dir with 1 and 2 workers, upstream's single process, "
+      "1x and 4x corpus")
+  data.run(args, work, args.tree_path, logfile, results, notes, meta)
+  notes += [n for n in report.target_notes(results) if "data_" in n]
+
+
+def main_data_only(args):
+  """--data-only: part 6 alone, merged into the results file's other figures."""
+  started, work, logfile, meta = start(args)
+  results, notes = {}, []
+  data_figures(args, work, logfile, results, notes, meta)
+  meta["data"]["loadavg_at_start"] = meta["machine"]["loadavg_at_start"]
+  meta["data"]["loadavg_at_end"] = os.getloadavg()
+  meta["data"]["started"] = meta["started"]
+  meta["data"]["total_s"] = round(time.time() - started, 1)
+  report.merge_data(args, results, notes, meta)
+  return 0
+
+
 def main(argv=None):
   args = parse(argv)
+  if args.data_only:
+    return main_data_only(args)
   started, work, logfile, meta = start(args)
   results, notes = {}, []
   if "peer" not in args.skip:
@@ -368,7 +411,8 @@ def main(argv=None):
     training_figures(args, plan, meta["runs"], results, notes)
     peer_ratios(args, results, meta)
     limit_figures(args, results, notes, meta)
-    notes += report.target_notes(results)
+    notes += [n for n in report.target_notes(results) if "data_" not in n]
+    data_figures(args, work, logfile, results, notes, meta)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   meta["loadavg_at_end"] = os.getloadavg()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 # A key's unit is given by how its name ends; the first match counts.
 UNIT_SUFFIXES = (
+    ("_mb_per_cpu_s", "MB/CPU-s"), ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"), ("_rss_per_worker_mb", "MB"), ("_mb", "MB"),
+    ("_over_w1", "ratio"), ("_over_upstream", "ratio"), ("_4x_over_1x", "ratio"),
     ("_over_floor", "ratio"), ("_ratio_vs_peer", "ratio"), ("_over_1proc", "ratio"),
     ("_examples_per_cpu_s", "examples/CPU-s"), ("_examples_per_s", "examples/s"),
     ("_gflop_per_s", "GFLOP/s"), ("_gflop_per_example", "GFLOP"), ("_pct", "%"),
@@ -19,7 +21,8 @@ def unit(key):
 # The targets of the tool's figures: each figure and the bound it must keep. Each row's ratio
 # to the peer must be at least 1.0.
 TARGETS = {"cold_apply_over_floor": ("<=", 1.2), "warm_apply_over_floor": ("<=", 1.2),
-           "noop_apply_s": ("<", 0.3)}
+           "noop_apply_s": ("<", 0.3), "data_w2_over_w1": (">=", 1.8),
+           "data_rss_4x_over_1x": ("<=", 1.1)}
 
 
 def target_text(key):
@@ -147,6 +150,70 @@ def limits(f):
           f"{fmt(f.get('matmul_peak_bf16_1thread_gflop_per_s'), 'GFLOP/s')}); GPU: n/a")
 
 
+def data_table(f, meta):
+  """Part 6 as a markdown table: the pretraining data runs, MB of text per second and memory."""
+  runs = (meta.get("data") or {}).get("runs", {})
+
+  def note(name):
+    r = runs.get(name) or {}
+    if r.get("error"):
+      return r["error"][:90]
+    text = f"got {r['cores_used']:.2f} cores" if r.get("cores_used") else ""
+    if f.get(f"{name}_mb_per_cpu_s"):
+      text += f"; {f[name + '_mb_per_cpu_s']:.3g} MB/CPU-s"
+    return text
+
+  rows = [
+      ("upstream --output_file, 1 process", fmt(f.get("data_upstream_mb_per_s")),
+       f"{fmt(f.get('data_upstream_peak_rss_mb'), 'MB')} / "
+       f"{fmt(f.get('data_upstream_4x_peak_rss_mb'), 'MB')}",
+       f"4x / 1x memory {fmt(f.get('data_upstream_rss_4x_over_1x'))}; "
+       + note("data_upstream")),
+      ("--output_dir, 1 worker", fmt(f.get("data_w1_mb_per_s")),
+       fmt(f.get("data_w1_peak_rss_per_worker_mb"), "MB"),
+       f"{fmt(f.get('data_w1_over_upstream'))} x upstream; " + note("data_w1")),
+      ("--output_dir, 2 workers", fmt(f.get("data_w2_mb_per_s")),
+       f"{fmt(f.get('data_w2_peak_rss_per_worker_mb'), 'MB')} / "
+       f"{fmt(f.get('data_w2_4x_peak_rss_per_worker_mb'), 'MB')}",
+       f"{fmt(f.get('data_w2_over_w1'))} x 1 worker {target_text('data_w2_over_w1')}; "
+       f"4x / 1x memory {fmt(f.get('data_rss_4x_over_1x'))} "
+       f"{target_text('data_rss_4x_over_1x')}; " + note("data_w2")),
+  ]
+  return markdown(("pretraining data (%s MB corpus, %s MB shards)" % (
+      fmt(f.get("data_corpus_mb")), fmt(f.get("data_shard_size_mb"))), "MB/s",
+                   "peak RSS per worker, 1x / 4x corpus", "note"), rows)
+
+
+def merge_data(args, results, notes, meta):
+  """--data-only: replaces the data_* figures, notes and meta of the results file (args.json),
+  keeping the rest, and prints the data table."""
+  path = Path(args.json)
+  out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {
+      "units": {}, "notes": [], "meta": {}}
+  out = {k: v for k, v in out.items() if not k.startswith("data_")}
+  out.update(results)
+  out["units"] = {k: v for k, v in out["units"].items() if not k.startswith("data_")}
+  out["units"].update({k: unit(k) for k in results})
+  out["notes"] = [n for n in out["notes"] if not n.startswith("data:") and "data_" not in n]
+  out["notes"] += notes
+  out["meta"]["data"] = meta["data"]
+  out["data_table"] = data_table(results, meta)
+  # Keep the unit, notes, meta and table keys last, as write() orders them.
+  out = {**{k: v for k, v in out.items() if k not in ("units", "notes", "meta", "table",
+                                                      "data_table")},
+         **{k: out[k] for k in ("units", "notes", "meta", "table", "data_table") if k in out}}
+  print()
+  print(out["data_table"])
+  for n in notes:
+    print(f"- {n}")
+  data = meta["data"]
+  print(f"- load average (1 min) at start/end: {data['loadavg_at_start'][0]:.2f} / "
+        f"{data['loadavg_at_end'][0]:.2f} on {meta['machine']['cpus']} cpus; total "
+        f"{data['total_s']:.0f} s")
+  path.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+  print(f"- wrote {path}")
+
+
 def write(args, results, notes, meta):
   """Prints the heading, the table and the notes, and writes the results file (args.json)."""
   out = {**results, "units": {k: unit(k) for k in results}, "notes": notes, "meta": meta}
@@ -164,6 +231,9 @@ def write(args, results, notes, meta):
         f"{meta['loadavg_at_end'][0]:.2f} on {meta['machine']['cpus']} cpus; total "
         f"{meta['total_s']:.0f} s")
   out["table"] = table_text
+  if "data" in meta:
+    out["data_table"] = data_table(results, meta)
+    print(out["data_table"])
   path = Path(args.json)
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n", encoding="utf-8")
