@@ -336,7 +336,7 @@ def _race_article(rng, number):
   a thing the article does not mention. Only reading the article tells the
   answer (a model that does not is right once in four), and the right option
   shares four words with it (name, action, colour, thing). With fewer to
-  find, the tiny model of tests/test_learning.py learnt the matching abruptly
+  find, the tiny model of tests/albert/test_learning.py learnt the matching abruptly
   or not at all, from the same settings: with one thing to find ("tom likes
   _ ."), 0.31 to 1.0; with an action and a thing ("tom _ ."), 0.64 to 1.0.
   The options are alike in length, the right one's position random. The

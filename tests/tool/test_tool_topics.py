@@ -11,12 +11,8 @@ import shutil
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, BATCH_SUBJECT, LR_PATCH, LR_SUBJECT,  # noqa: E402
-                          assert_refused, edit, git)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, BATCH_SUBJECT, LR_PATCH, LR_SUBJECT,
+                           assert_refused, edit, git)
 
 LR_ENTRY = f"optimizer/{LR_PATCH}"
 BATCH_ENTRY = f"run/{BATCH_PATCH}"

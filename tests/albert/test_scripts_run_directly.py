@@ -1,22 +1,10 @@
 """The patched scripts run as `python TREE/SCRIPT`, from any directory, without PYTHONPATH."""
-import os
-import subprocess
-import sys
-
 import pytest
+
+from .tree import helpfull
 
 SCRIPTS = ["run_pretraining.py", "run_classifier.py", "run_squad_v1.py",
            "create_pretraining_data.py"]
-
-
-def helpfull(tree, script, cwd):
-  """The script's `--helpfull` text; absl prints it and exits 1 by design."""
-  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  proc = subprocess.run([sys.executable, str(tree / script), "--helpfull"], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
-  assert proc.returncode in (0, 1), proc.stderr[-4000:]
-  assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
-  return proc.stdout
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

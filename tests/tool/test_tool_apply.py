@@ -4,14 +4,10 @@ import subprocess
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,  # noqa: E402
-                          LR_SUBJECT, OVERLAY_FILE, OVERLAY_SUBJECT, assert_refused,
-                          commit_files, edit, error_line, git, hunk_header_of,
-                          python_without_tensorflow, tool_env)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,
+                           LR_SUBJECT, OVERLAY_FILE, OVERLAY_SUBJECT, assert_refused,
+                           commit_files, edit, error_line, git, hunk_header_of,
+                           python_without_tensorflow, tool_env)
 
 
 def assert_no_staging_left(project):

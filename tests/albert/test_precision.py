@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cpu_has_avx512
+from .tree import cpu_has_avx512
 
 
 def _env(tree, **extra):

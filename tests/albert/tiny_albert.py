@@ -12,7 +12,7 @@ import re
 import pytest
 
 import albert_data
-from conftest import run_script
+from .tree import run_script
 
 SEQ = 32
 MAX_PRED = 5
@@ -45,6 +45,13 @@ def last(results, key):
   values = [v for k, v in results if k == key]
   assert values, (key, results)
   return values[-1]
+
+
+def assert_initialized_from_checkpoint(log):
+  """The script's log says it took ALBERT's weights from --init_checkpoint."""
+  inits = re.findall(r"name = (bert/\S+):0, shape = .*\*INIT_FROM_CKPT\*", log)
+  assert any("LayerNorm/gamma" in n for n in inits), log[-3000:]
+  assert any("word_embeddings" in n for n in inits), log[-3000:]
 
 
 def model_args(data, output_dir):

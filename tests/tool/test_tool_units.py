@@ -264,7 +264,7 @@ def test_a_plan_is_written_whole_and_files_that_match_are_not_touched(bare_proje
 
 
 def test_a_plan_that_cannot_be_written_changes_nothing(bare_project):
-  from tool_project import read_dir  # pylint: disable=import-outside-toplevel
+  from .tool_project import read_dir  # pylint: disable=import-outside-toplevel
   (bare_project / "overlay" / "sub").mkdir()
   (bare_project / "overlay" / "sub" / "in-the-way").mkdir()
   before = read_dir(bare_project, modes=True)

@@ -1,6 +1,6 @@
 """Upstream's other entry points end to end, run as a user runs them.
 
-From the session's tiny pretraining checkpoint (tests/tiny_albert.py):
+From the session's tiny pretraining checkpoint (tests/albert/tiny_albert.py):
 run_squad_v2.py on SQuAD 2.0-format data with unanswerable
 questions, run_race.py on RACE's layout, export_checkpoints.py then
 run_classifier.py from its checkpoint, and export_to_tfhub.py then
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import albert_data
-from test_scripts_run_directly import helpfull
-from test_end_to_end import assert_initialized_from_checkpoint
-from tiny_albert import last, model_args, read_results, run, script_env, squad_args
+from .tiny_albert import (assert_initialized_from_checkpoint, last, model_args, read_results,
+                          run, script_env, squad_args)
+from .tree import helpfull
 
 
 @functools.lru_cache(maxsize=None)

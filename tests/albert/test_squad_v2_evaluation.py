@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import load_tree_module
+from .tree import load_tree_module
 
 
 @pytest.fixture(scope="module")

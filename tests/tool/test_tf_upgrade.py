@@ -9,7 +9,7 @@ import sys
 
 from albert_patches import git
 from albert_patches.convert import UPGRADE_SCRIPT
-from conftest import upstream_source
+from ..conftest import upstream_source
 
 PINNED = "b772393d3dae115b493258ce8e37c17b2cc62100"
 

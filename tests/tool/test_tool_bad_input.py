@@ -12,12 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, LR_PATCH, assert_refused, commit_files,  # noqa: E402
-                          edit)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, LR_PATCH, assert_refused, commit_files,
+                           edit)
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOUCH_SERIES = ("# The patch series", "# The patch series (touched)")

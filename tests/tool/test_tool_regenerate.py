@@ -4,12 +4,8 @@ import re
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, BATCH_SUBJECT, LR_PATCH, LR_SUBJECT,  # noqa: E402
-                          OVERLAY_FILE, OVERLAY_TEXT, commit_files, edit, git)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, BATCH_SUBJECT, LR_PATCH, LR_SUBJECT,
+                           OVERLAY_FILE, OVERLAY_TEXT, commit_files, edit, git)
 
 
 def changed_files(before, after):

@@ -13,13 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, LR_PATCH, assert_refused,  # noqa: E402
-                          copy_project, describe, edit, error_line, read_dir, tool_command,
-                          tool_env)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, LR_PATCH, assert_refused,
+                           copy_project, describe, edit, error_line, read_dir, tool_command,
+                           tool_env)
 
 WAITING = "waiting for another apply to finish with the cache"
 

@@ -1,6 +1,6 @@
 """ALBERT end to end on TensorFlow 2, run as a user runs the scripts.
 
-On the session's tiny ALBERT (tests/tiny_albert.py), on the CPU, with
+On the session's tiny ALBERT (tests/albert/tiny_albert.py), on the CPU, with
 upstream's flags: create_pretraining_data.py -> run_pretraining.py (train,
 eval, resume) -> run_classifier.py (MRPC and STS-B) and run_squad_v1.py,
 both from the pretraining checkpoint; precision flags in every script.
@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import albert_data
-from tiny_albert import (MAX_PRED, SEQ, STEPS_1, STEPS_2, last, model_args, pretrain,
-                         read_results, run, script_env, squad_args)
+from .tiny_albert import (MAX_PRED, SEQ, STEPS_1, STEPS_2, assert_initialized_from_checkpoint,
+                          last, model_args, pretrain, read_results, run, script_env,
+                          squad_args)
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +112,6 @@ def classifier_args(data, pretrained, task, data_dir, output_dir, steps):
           "--save_checkpoints_steps=%d" % steps, "--iterations_per_loop=10"]
 
 
-def assert_initialized_from_checkpoint(log):
-  inits = re.findall(r"name = (bert/\S+):0, shape = .*\*INIT_FROM_CKPT\*", log)
-  assert any("LayerNorm/gamma" in n for n in inits), log[-3000:]
-  assert any("word_embeddings" in n for n in inits), log[-3000:]
-
-
 def test_run_classifier_mrpc(albert_tree, tiny_data, tiny_pretrained, work):
   data_dir = albert_data.write_mrpc(work / "glue")
   out = work / "mrpc"
@@ -209,7 +204,7 @@ def squad_training_args(data, work, out, *extra, train_file=None):
 @pytest.mark.skipif(not cpu_has_bfloat16(), reason="the CPU has no bfloat16 instructions")
 def test_fine_tuning_with_precision_bf16(albert_tree, tiny_data, tiny_pretrained, work):
   """Both fine-tuning scripts train with the oneDNN rewrite on, on top of the
-  ScopedAllocator session config they pass (tests/test_precision.py checks
+  ScopedAllocator session config they pass (test_precision.py checks
   that the config keeps both)."""
   data_dir = albert_data.write_mrpc(work / "glue")
   mrpc = run(albert_tree, "run_classifier.py",

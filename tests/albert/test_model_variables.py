@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from albert_patches import git
-from conftest import upstream_source
+from ..conftest import upstream_source
 
 PINNED_COMMIT = os.environ.get("ALBERT_UPSTREAM_COMMIT",
                                "b772393d3dae115b493258ce8e37c17b2cc62100")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from test_habana_loader import write_fake_habana
+from .test_habana_loader import write_fake_habana
 
 
 def _run(tree, code, *args, extra_path=(), env=None):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import load_tree_module
+from .tree import load_tree_module
 
 
 @pytest.fixture()

@@ -8,13 +8,9 @@ import shutil
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from conftest import upstream_source  # noqa: E402
-from tool_project import (CONVERT_SUBJECT, MAIN, OVERLAY_SUBJECT, ToolProject,  # noqa: E402
-                          describe, git)
-
-pytest_plugins = ["tool_project"]
+from ..conftest import upstream_source
+from .tool_project import (CONVERT_SUBJECT, MAIN, OVERLAY_SUBJECT, ToolProject,
+                           describe, git)
 
 PINNED = "b772393d3dae115b493258ce8e37c17b2cc62100"
 OLDER = "932b41f0319fbef7efd069d5ff545e3358574e19"

@@ -1,6 +1,6 @@
 """run_squad_v2.py and run_race.py trained by `horovodrun -np 2 --gloo`.
 
-As tests/test_horovod_training.py does for the other scripts: both ranks
+As test_horovod_training.py does for the other scripts: both ranks
 exit 0 and end with bitwise-identical variables, those of rank 0's last
 checkpoint (rank 1 saves none, so each script runs through RECORDING, which
 records the variables every rank ends training with); only rank 0 writes
@@ -18,7 +18,7 @@ import pytest
 
 import albert_data
 # The same tiny model and data, launcher and checks as the other scripts'.
-from test_horovod_training import (  # pylint: disable=unused-import
+from .test_horovod_training import (  # pylint: disable=unused-import
     HOROVODRUN, LEARNING_RATE, assert_learning_rate, assert_only_rank0_saves,
     assert_perf, assert_ranks_identical, assert_squad_trained_on_two_ranks,
     count_records, data, horovodrun, recording, without_evaluation)

@@ -18,7 +18,7 @@ from albert_patches import convert
 from albert_patches import git as gitlayer
 from albert_patches.upstream_lock import Lock
 
-MAIN = Path(__file__).resolve().parent.parent
+MAIN = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 DATE = "2021-03-04T05:06:07+00:00"
 CONVERT_SUBJECT = "Convert to TensorFlow 2 with tf_upgrade_v2"

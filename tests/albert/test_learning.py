@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 import albert_data
-from conftest import cpu_has_avx512, run_script, run_scripts
-from released_models import ArchiveServer, pack_released
+from .released_models import ArchiveServer, pack_released
+from .tree import cpu_has_avx512, run_script, run_scripts
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
 

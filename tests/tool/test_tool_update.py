@@ -4,12 +4,8 @@ import shutil
 
 import pytest
 
-pytest.register_assert_rewrite("tool_project")
-
-from tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,  # noqa: E402
-                          LR_SUBJECT, OVERLAY_SUBJECT, commit_files, edit)
-
-pytest_plugins = ["tool_project"]
+from .tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,
+                           LR_SUBJECT, OVERLAY_SUBJECT, commit_files, edit)
 
 STATE = ".git/albert-patches-update.json"
 

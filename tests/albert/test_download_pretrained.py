@@ -15,7 +15,7 @@ import tarfile
 
 import pytest
 
-from released_models import ArchiveServer, add_bytes, pack_released
+from .released_models import ArchiveServer, add_bytes, pack_released
 
 MODEL = "albert_base_v2"
 DROP_AFTER = 1000

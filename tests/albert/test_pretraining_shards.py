@@ -19,8 +19,8 @@ import psutil
 import pytest
 
 import albert_data
-from conftest import run_scripts
-from tiny_albert import read_results, last, run, script_env
+from .tree import run_scripts
+from .tiny_albert import read_results, last, run, script_env
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
 SHARD_MB = 0.004

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import run_script
+from .tree import run_script
 
 # Upstream test file -> the number of test methods it defines (tf.test
 # counts its own skipped `test_session` too, so "Ran" is one more).

@@ -1,6 +1,6 @@
 """The three scripts trained by `horovodrun -np 2 --gloo` on the CPU.
 
-The session's tiny data and model (tests/tiny_albert.py).  For each script:
+The session's tiny data and model (tests/albert/tiny_albert.py).  For each script:
 both ranks exit 0; their final variables are bitwise identical (broadcast
 of rank 0's initial variables, then averaged gradients); only rank 0 writes
 checkpoints and summaries, rank r only its own files in output_dir/r; step
@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import run_script
+from .tree import run_script
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
 LEARNING_RATE = 0.000123
@@ -157,7 +157,7 @@ def with_flags(args, **values):
 
 @pytest.fixture(scope="session")
 def data(tiny_data):
-  """The session's tiny ALBERT (tests/tiny_albert.py): sp.model, config.json, pre.tfrecord,
+  """The session's tiny ALBERT (tests/albert/tiny_albert.py): sp.model, config.json, pre.tfrecord,
   glue/MRPC, SQuAD's train.json and dev.json."""
   return tiny_data["dir"]
 
