@@ -2,7 +2,7 @@
 they make (alone and with ScopedAllocator's), and dynamic loss scaling around
 create_optimizer's own optimizers.
 
-The scripts running with --precision are in test_end_to_end.py."""
+The scripts running with --precision are in test_pretraining_and_fine_tuning.py."""
 import json
 import os
 import subprocess

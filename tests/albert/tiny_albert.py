@@ -6,8 +6,11 @@ files. `tiny_pretrained`: run_pretraining.py on those records for 20 steps, then
 as a user carries a run on. Every script runs as `python TREE/SCRIPT ...` from a directory
 outside the tree, without PYTHONPATH.
 """
+import functools
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +28,15 @@ def script_env():
   env.pop("PYTHONPATH", None)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
   return env
+
+
+@functools.lru_cache(maxsize=None)
+def hub_importable():
+  """Whether tensorflow_hub imports where the scripts run (export_to_tfhub.py needs it)."""
+  proc = subprocess.run([sys.executable, "-c", "import tensorflow_hub"],
+                        env=script_env(), capture_output=True, text=True,
+                        timeout=300)
+  return proc.returncode == 0
 
 
 def run(tree, script, *args, cwd, env=None):
