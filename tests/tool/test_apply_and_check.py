@@ -132,15 +132,6 @@ def test_dirty_tree_is_refused_then_force_replaces(project, kind):
   assert_no_staging_left(project)
 
 
-def test_tree_not_built_by_the_tool_is_refused(project, tmp_path):
-  other = tmp_path / "mine"
-  other.mkdir()
-  (other / "keep.txt").write_text("keep\n")
-  message = project.fails("apply", "--out", str(other))
-  assert "not built by this tool" in message
-  assert [p.name for p in other.iterdir()] == ["keep.txt"]
-
-
 # --- errors: one `error:` line, nothing changed -------------------------------------------------
 
 def _assert_refused(project, *args, expect=(), **kwargs):
@@ -150,13 +141,6 @@ def _assert_refused(project, *args, expect=(), **kwargs):
   assert project.files() == files
   assert_no_staging_left(project)
   return message
-
-
-def test_pinned_commit_missing_from_source(project):
-  project.write_lock(commit="0123456789abcdef0123456789abcdef01234567")
-  message = _assert_refused(project, expect=["0123456789abcdef0123456789abcdef01234567",
-                                             "--upstream"])
-  assert "is not in" in message
 
 
 @pytest.mark.parametrize("source", ["url", "not-a-repo", "missing-path"])
@@ -204,22 +188,6 @@ def test_malformed_lock_names_the_line(project, number, bad, named):
 def test_lock_tree_mismatch(project):
   project.write_lock(tree="1" * 40)
   _assert_refused(project, expect=["1" * 40, "tree"])
-
-
-def test_series_entry_without_file(project):
-  with open(project.patches / "series", "a") as f:
-    f.write("0003-gone.patch\n")
-  _assert_refused(project, expect=["0003-gone.patch", "series line 4"])
-
-
-def test_patch_file_not_in_series(project):
-  shutil.copy(project.patches / BATCH_PATCH, project.patches / "0003-stray.patch")
-  _assert_refused(project, expect=["0003-stray.patch", "not in patches/series"])
-
-
-def test_overlay_file_that_upstream_has(project):
-  (project.root / "overlay" / "run.py").write_text("print('mine')\n")
-  _assert_refused(project, expect=["overlay/run.py", "upstream"])
 
 
 def test_tf_upgrade_v2_missing(project):

@@ -56,7 +56,7 @@ CASES = {
     "lock-is-a-directory": lambda p: (
         p.lock.unlink(), p.lock.mkdir(), (["apply"], ["upstream.lock"])),
     "lock-pins-an-unknown-commit": lambda p: (
-        _lock_line(p, "commit", f'"{SHA}"'), (["apply"], [SHA, "--upstream"])),
+        _lock_line(p, "commit", f'"{SHA}"'), (["apply"], [SHA, "is not in", "--upstream"])),
     # patches/series and the patch files
     "series-not-utf8": lambda p: (
         (p.patches / "series").write_bytes(b"# s\xffries\n" + LR_PATCH.encode() + b"\n" +
