@@ -179,21 +179,6 @@ def test_into_folds_uncommitted_edits_into_a_patch(project, target):
   assert_apply_is_a_no_op(project)
 
 
-def test_into_unknown_patch_is_refused(project):
-  edit(project.tree / "modeling.py", "return 1000", "return 3000")
-  files, state = project.files(), project.tree_state()
-  message = project.fails("regenerate", "--into", "0009-nothing.patch")
-  assert "0009-nothing.patch" in message
-  assert project.files() == files and project.tree_state() == state
-
-
-def test_into_without_uncommitted_changes_is_refused(project):
-  files, state = project.files(), project.tree_state()
-  message = project.fails("regenerate", "--new", "Nothing")
-  assert "uncommitted" in message
-  assert project.files() == files and project.tree_state() == state
-
-
 def test_directory_not_built_by_the_tool(project, tmp_path):
   other = tmp_path / "other"
   other.mkdir()
