@@ -12,7 +12,7 @@ from ..conftest import PROJECT, upstream_source
 # The helpers' asserts report their values as the tests' own do; registered before their import.
 pytest.register_assert_rewrite("tests.albert.tiny_albert", "tests.albert.tree")
 
-from .tiny_albert import tiny_data, tiny_pretrained  # noqa: E402, F401 (fixtures)
+from .tiny_albert import data, tiny_data, tiny_pretrained  # noqa: E402, F401 (fixtures)
 
 
 @pytest.fixture(scope="session")

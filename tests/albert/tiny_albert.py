@@ -1,10 +1,10 @@
-"""The tiny ALBERT the end-to-end, script and Horovod tests share, built once per session.
+"""The tiny ALBERT the script and Horovod tests share, built once per session.
 
 `tiny_data`: a generated corpus, its sentencepiece model, an ALBERT config, pretraining
 records written by the tree's create_pretraining_data.py, MRPC in GLUE's layout and SQuAD v1
-files. `tiny_pretrained`: run_pretraining.py on those records for 20 steps, then resumed to 80,
-as a user carries a run on. Every script runs as `python TREE/SCRIPT ...` from a directory
-outside the tree, without PYTHONPATH.
+files (`data`: their directory). `tiny_pretrained`: run_pretraining.py on those records for 20
+steps, then resumed to 80, as a user carries a run on. Every script runs as
+`python TREE/SCRIPT ...` from a directory outside the tree, without PYTHONPATH.
 """
 import functools
 import os
@@ -106,6 +106,13 @@ def tiny_data(albert_tree, tmp_path_factory):
   albert_data.write_squad_v1(d / "dev.json", num_paragraphs=2, seed=5, prefix="d")
   return dict(dir=d, spm_model=spm_model, spm_vocab=spm_vocab, config=config, record=record,
               vocab_size=vocab_size)
+
+
+@pytest.fixture(scope="session")
+def data(tiny_data):
+  """The directory of the session's tiny ALBERT, as the Horovod tests pass it to the scripts:
+  sp.model, config.json, pre.tfrecord, glue/MRPC, SQuAD's train.json and dev.json."""
+  return tiny_data["dir"]
 
 
 def pretrain(tree, data, output_dir, steps, cwd, *extra, env=None):
