@@ -10,7 +10,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup gaudi-env apply check demo test test-fast bench bench-data clean
+.PHONY: setup gaudi-env apply check demo lint test test-fast bench bench-data clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -64,11 +64,17 @@ check: setup
 demo: apply
 	$(PY) tools/demo.py
 
-# The series check and the tests' builds on the real upstream share one cache, so upstream is
-# converted once per cache (a fresh clone's build/cache in CI). pytest runs two workers (two
-# cores), each taking whole files; tests/conftest.py puts the longest files first.
+# The project's Python (tools/, tests/, bench/, overlay/) against the rules in pyproject.toml.
+lint: setup
+	$(PY) -m ruff check .
+
+# The lint first, since it takes a second. The series check and the tests' builds on the real
+# upstream share one cache, so upstream is converted once per cache (a fresh clone's build/cache
+# in CI). pytest runs two workers (two cores), each taking whole files; tests/conftest.py puts
+# the longest files first.
 test: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
 test: setup gaudi-env
+	$(PY) -m ruff check .
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 

@@ -209,15 +209,16 @@ def peak_figures(args, work, logfile, results, meta):
         found[f"torch_{threads}"] = measure.peer_matmul_peak(work, threads, precision, args,
                                                              logfile)
     meta["peak"][precision] = found
-
-    def best(threads):
-      rates = [r["gflop_per_s_best"] for k, r in found.items()
-               if r and k.endswith(f"_{threads}")]
-      return max(rates) if rates else None
-
     suffix = "" if precision == "fp32" else f"_{precision}"
-    results[f"matmul_peak{suffix}_gflop_per_s"] = best(args.threads)
-    results[f"matmul_peak{suffix}_1thread_gflop_per_s"] = best(1)
+    results[f"matmul_peak{suffix}_gflop_per_s"] = best_peak(found, args.threads)
+    results[f"matmul_peak{suffix}_1thread_gflop_per_s"] = best_peak(found, 1)
+
+
+def best_peak(found, threads):
+  """The best rate of the peaks FOUND with THREADS threads (ours or the peer's), or None."""
+  rates = [r["gflop_per_s_best"] for k, r in found.items()
+           if r and k.endswith(f"_{threads}")]
+  return max(rates) if rates else None
 
 
 def row_name(task, precision, peer_mode=None):

@@ -182,7 +182,8 @@ def train_tf(name, work, script, script_flags, args, nproc, threads, logfile):
             "loadavg_before": load_before, "loadavg_after": loadavg()}
   records = []
   for path in sorted(work.glob(f"perf-{name}.json.rank*")):
-    records += [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l]
+    records += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                if line]
   if rc != 0 or len(records) < nproc:
     result["error"] = f"run failed ({rc}); see {logfile}: {tail(logfile)}"
     return result

@@ -28,7 +28,7 @@ def machine():
       if line.startswith("model name"):
         info["cpu"] = line.split(":", 1)[1].strip()
         break
-    flags = next((l for l in cpuinfo.splitlines() if l.startswith("flags")), "")
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
     info["cpu_flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
                                      "avx512_vnni") if f" {f}" in flags]
   except OSError:

@@ -1,1 +1,2 @@
-"""The project's tests: tests/tool/ for tools/apply_patches.py, tests/albert/ for the tree it builds."""
+"""The project's tests: tests/tool/ for tools/apply_patches.py, tests/albert/ for the tree it
+builds."""

@@ -155,7 +155,7 @@ print("RESULT " + json.dumps(report))
 def report(gaudi_env, albert_tree):
   proc = gaudi_env.run(albert_tree, CHECKS, albert_tree)
   assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
-  line, = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  line, = [out for out in proc.stdout.splitlines() if out.startswith("RESULT ")]
   return json.loads(line.split("RESULT ", 1)[1])
 
 

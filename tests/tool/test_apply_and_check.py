@@ -1,4 +1,5 @@
-"""tools/apply_patches.py apply and check, on a tiny upstream the tests make (real git, tf_upgrade_v2)."""
+"""tools/apply_patches.py apply and check, on a tiny upstream the tests make (real git,
+tf_upgrade_v2)."""
 import shutil
 import subprocess
 
@@ -278,7 +279,8 @@ def _creates_a_file(project):
 
 def _whitespace_only(project):
   # made with the tool's own workflow: a commit in the tree, then regenerate
-  edit(project.tree / "modeling.py", "self.num_layers = num_layers", "self.num_layers =  num_layers")
+  edit(project.tree / "modeling.py", "self.num_layers = num_layers",
+       "self.num_layers =  num_layers")
   git(project.tree, "commit", "-q", "-am", "Align an assignment", "-m", "Looks nicer.")
   project.ok("regenerate")
   name = project.series()[-1]

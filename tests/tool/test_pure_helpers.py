@@ -27,7 +27,7 @@ diff --git a/modeling.py b/modeling.py
 @@ -20,2 +20,2 @@ def decay():
 -  return 0.01
 +  return 0.02
-"""
+"""  # noqa: W293 (the diff's blank context line is a single space)
 TEXT = f"Subject: Use a smaller learning rate\nDescription: It diverges.\n---\n{DIFF}"
 
 

@@ -2,8 +2,6 @@
 import re
 import shutil
 
-import pytest
-
 from .tool_project import (BATCH_PATCH, BATCH_SUBJECT, CONVERT_SUBJECT, LR_PATCH,
                            LR_SUBJECT, OVERLAY_SUBJECT, commit_files, edit)
 
@@ -50,7 +48,8 @@ def test_update_rebases_cleanly(project, upstream):
   after = project.files()
   assert sorted(r for r in set(files) | set(after) if files.get(r) != after.get(r)) == [
       f"patches/{LR_PATCH}", "upstream.lock"]
-  old_patch, new_patch = files[f"patches/{LR_PATCH}"].decode(), after[f"patches/{LR_PATCH}"].decode()
+  old_patch = files[f"patches/{LR_PATCH}"].decode()
+  new_patch = after[f"patches/{LR_PATCH}"].decode()
   old_start = int(re.search(r"^@@ -(\d+)", old_patch, re.MULTILINE).group(1))
   assert re.search(r"^@@ -(\d+)", new_patch, re.MULTILINE).group(1) == str(old_start + 2)
   assert old_patch.split("\n---\n")[0] == new_patch.split("\n---\n")[0]

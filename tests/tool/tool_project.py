@@ -89,11 +89,13 @@ if __name__ == "__main__":
 '''
 
 OVERLAY_FILE = "hpu_helpers.py"
-OVERLAY_TEXT = '"""Helpers that upstream does not have."""\n\n\ndef device_name():\n  return "HPU"\n'
+OVERLAY_TEXT = ('"""Helpers that upstream does not have."""\n\n\ndef device_name():\n'
+                '  return "HPU"\n')
 
 
 def tool_env(cache, **extra):
-  """The environment the tool runs in: the shared cache, no upstream override, no user git config."""
+  """The environment the tool runs in: the shared cache, no upstream override, no user git
+  config."""
   env = {k: v for k, v in os.environ.items()
          if k not in ("ALBERT_UPSTREAM", "ALBERT_PATCHES_CACHE", "PYTHONPATH", "GIT_DIR",
                       "GIT_WORK_TREE", "GIT_INDEX_FILE")}

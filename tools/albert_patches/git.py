@@ -35,8 +35,8 @@ CONFIG = [
 DIFF_OPTIONS = ["--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
                 "--diff-algorithm=myers", "-U3", "--src-prefix=a/", "--dst-prefix=b/"]
 
-ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-             "LC_ALL": "C", "LANGUAGE": "C"}
+ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+             "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
 
 
 class GitError(ToolError):

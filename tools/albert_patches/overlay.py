@@ -1,4 +1,5 @@
-"""Stage 3, overlay: files upstream does not have, copied from overlay/ into the tree as one commit."""
+"""Stage 3, overlay: files upstream does not have, copied from overlay/ into the tree as one
+commit."""
 import shutil
 from pathlib import Path
 

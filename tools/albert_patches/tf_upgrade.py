@@ -1,4 +1,5 @@
-"""`tf_upgrade_v2 --intree TREE --inplace --reportfile REPORT`, with its files converted in parallel.
+"""`tf_upgrade_v2 --intree TREE --inplace --reportfile REPORT`, with its files converted in
+parallel.
 
 Run by convert.py in a process of its own: `python tf_upgrade.py TREE REPORT`. It drives
 TensorFlow's own converter (ast_edits.ASTCodeUpgrader with tf_upgrade_v2's TFAPIChangeSpec, as

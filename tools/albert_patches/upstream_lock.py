@@ -1,4 +1,5 @@
-"""upstream.lock: which upstream commit the series applies to, and how to verify what was fetched."""
+"""upstream.lock: which upstream commit the series applies to, and how to verify what was
+fetched."""
 import dataclasses
 import re
 import tomllib
