@@ -261,7 +261,7 @@ def member_problem(member, links):
     links.add(path)
   elif member.islnk():
     target = posixpath.normpath(member.linkname)
-    if _outside(target) or any(target == l or target.startswith(l + "/") for l in links):
+    if _outside(target) or any(target == link or target.startswith(link + "/") for link in links):
       return "is a hard link to %s, outside the output directory" % member.linkname
   elif member.ischr() or member.isblk() or member.isfifo():
     return "is a device or FIFO"
