@@ -12,7 +12,6 @@ import re
 import sys
 
 import albert_data
-from bench import BENCH
 from bench.measure import tf_env
 from bench.proc import loadavg, run_logged, tail
 

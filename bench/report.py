@@ -5,7 +5,8 @@ from pathlib import Path
 
 # A key's unit is given by how its name ends; the first match counts.
 UNIT_SUFFIXES = (
-    ("_mb_per_cpu_s", "MB/CPU-s"), ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"), ("_rss_per_worker_mb", "MB"), ("_mb", "MB"),
+    ("_mb_per_cpu_s", "MB/CPU-s"), ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"),
+    ("_rss_per_worker_mb", "MB"), ("_mb", "MB"),
     ("_over_w1", "ratio"), ("_over_upstream", "ratio"), ("_4x_over_1x", "ratio"),
     ("_over_floor", "ratio"), ("_ratio_vs_peer", "ratio"), ("_over_1proc", "ratio"),
     ("_examples_per_cpu_s", "examples/CPU-s"), ("_examples_per_s", "examples/s"),

@@ -475,9 +475,9 @@ def run_in_workers(maker, todo, progress, num_workers):
         continue
       shard = busy.pop(connection)
       try:
-        index, counts, error = connection.recv()
+        _, counts, error = connection.recv()
       except (EOFError, OSError):
-        index, counts, error = shard["index"], None, "its worker process died"
+        counts, error = None, "its worker process died"
       if error:
         errors.append("%s failed: %s" % (describe(shard), error))
         print("error: " + errors[-1], file=sys.stderr, flush=True)
