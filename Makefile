@@ -10,7 +10,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup gaudi-env apply check demo lint test test-fast bench bench-data clean
+.PHONY: setup gaudi-env hf-env apply check demo lint test test-fast bench bench-data clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -55,6 +55,23 @@ $(GAUDI_VENV)/.stamp: requirements-gaudi.txt
 	   for w in glob.glob("$(GAUDI_VENV)/wheels/habana_tensorflow-*.whl")]'
 	@touch $@
 
+# HuggingFace transformers on PyTorch (CPU), the oracle of the conversion tests
+# (tests/hf_oracle.py): a venv of its own from requirements-hf.txt, never .venv. The check
+# after the install refuses a CUDA build of torch. Independent of `setup`.
+HF_VENV := build/hf-venv
+
+hf-env: $(HF_VENV)/.stamp
+
+$(HF_VENV)/.stamp: requirements-hf.txt
+	$(CHECK_PYTHON)
+	rm -rf $(HF_VENV)
+	$(PYTHON) -m venv $(HF_VENV)
+	$(HF_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-hf.txt
+	$(HF_VENV)/bin/python -c 'import sys, torch, transformers; \
+	  sys.exit("error: $(HF_VENV) has a CUDA build of torch (%s); requirements-hf.txt wants \
+	  the CPU wheel" % torch.version.cuda if torch.version.cuda else 0)'
+	@touch $@
+
 apply: setup
 	$(PY) tools/apply_patches.py apply
 
@@ -73,7 +90,7 @@ lint: setup
 # in CI). pytest runs two workers (two cores), each taking whole files; tests/conftest.py puts
 # the longest files first.
 test: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
-test: setup gaudi-env
+test: setup gaudi-env hf-env
 	$(PY) -m ruff check .
 	$(PY) tools/apply_patches.py check
 	$(PY) -m pytest -q -n 2 --dist loadfile tests

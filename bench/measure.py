@@ -14,8 +14,9 @@ from pathlib import Path
 from bench import BENCH, BUNDLE, PROJECT, TOOLS
 from bench.proc import loadavg, run_logged, tail
 
-PEER_TORCH = "torch==2.13.0"
-PEER_PACKAGES = [PEER_TORCH, "transformers"]
+# The peer's pins: the same file as the conversion tests' build/hf-venv (torch's CPU wheel,
+# transformers), installed into build/bench-venv.
+PEER_REQUIREMENTS = PROJECT / "requirements-hf.txt"
 
 
 def build_tree(args, cache, logfile):
@@ -220,21 +221,23 @@ def peer_python():
 
 
 def ensure_peer(logfile):
-  """build/bench-venv with torch (CPU) and transformers; checked with a one-step self-test."""
+  """build/bench-venv with requirements-hf.txt (torch on the CPU, transformers); checked with
+  a one-step self-test, and made again when requirements-hf.txt is newer than its stamp."""
   venv = PROJECT / "build" / "bench-venv"
   python = peer_python()
   stamp = venv / ".bench-ok"
-  if stamp.exists() and python.exists():
+  if (stamp.exists() and python.exists()
+      and stamp.stat().st_mtime >= PEER_REQUIREMENTS.stat().st_mtime):
     return python, stamp.read_text(encoding="utf-8").strip()
   if not python.exists():
     py311 = shutil.which("python3.11") or "python3.11"
     rc, _ = run_logged([py311, "-m", "venv", str(venv)], dict(os.environ), logfile, 300)
     if rc != 0:
       raise RuntimeError(f"cannot create {venv} with python3.11: {tail(logfile)}")
-  rc, _ = run_logged([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
-                     dict(os.environ), logfile, 900)
+  rc, _ = run_logged([str(python), "-m", "pip", "install", "--quiet", "-r",
+                      str(PEER_REQUIREMENTS)], dict(os.environ), logfile, 900)
   if rc != 0:
-    raise RuntimeError(f"pip install {' '.join(PEER_PACKAGES)} failed: {tail(logfile)}")
+    raise RuntimeError(f"pip install -r {PEER_REQUIREMENTS.name} failed: {tail(logfile)}")
   check = subprocess.run([str(python), str(BENCH / "peer.py"), "--selftest", "--steps",
                           "1"], capture_output=True, text=True, timeout=300)
   if check.returncode != 0:
