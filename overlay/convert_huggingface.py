@@ -426,8 +426,9 @@ def convert_to_hf():
   check_output(FLAGS.to_hf, "--to_hf")
   check_head_flag(FLAGS.head)
   config = tf_config(FLAGS.albert_config_file)
-  if FLAGS.spm_model_file and not os.path.isfile(FLAGS.spm_model_file):
-    raise ConversionError("--spm_model_file=%s: no such file" % FLAGS.spm_model_file)
+  if FLAGS.spm_model_file:
+    check_spm(FLAGS.spm_model_file, "--spm_model_file=%s" % FLAGS.spm_model_file,
+              config["vocab_size"], "--albert_config_file's vocab_size")
   reader, names = read_checkpoint(FLAGS.init_checkpoint)
   head = detect_head(names, FLAGS.head)
   num_labels = names["output_weights"][0] if "output_weights" in names else 2
@@ -637,15 +638,7 @@ def convert_from_hf():
   spm_model = os.path.join(directory, "spiece.model")
   has_spm = os.path.isfile(spm_model)
   if has_spm:
-    try:
-      import sentencepiece as spm  # pylint: disable=import-outside-toplevel
-      pieces = spm.SentencePieceProcessor(model_file=spm_model).GetPieceSize()
-    except Exception as e:  # pylint: disable=broad-except
-      raise ConversionError("%s: not a sentencepiece model: %s" % (
-          spm_model, str(e).splitlines()[0]))
-    if pieces != config["vocab_size"]:
-      raise ConversionError("%s has %d pieces, config.json's vocab_size is %d" % (
-          spm_model, pieces, config["vocab_size"]))
+    check_spm(spm_model, spm_model, config["vocab_size"], "config.json's vocab_size")
 
   def write(tmp):
     write_tf_checkpoint(variables, os.path.join(tmp, "model.ckpt"))
@@ -666,6 +659,23 @@ def convert_from_hf():
         os.path.join(out, "spiece.model"), os.path.join(out, "spiece.vocab"))
   print("wrote %s: %s as %d variables; the scripts take %s" % (
       out, HEADS[head][0], len(variables), flags_line))
+
+
+def check_spm(path, name, vocab_size, what):
+  """PATH is a sentencepiece model of VOCAB_SIZE pieces."""
+  if not os.path.isfile(path):
+    raise ConversionError("%s: no such file" % name)
+  import sentencepiece as spm  # pylint: disable=import-outside-toplevel
+  processor = spm.SentencePieceProcessor()
+  try:
+    with open(path, "rb") as f:
+      processor.LoadFromSerializedProto(f.read())
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConversionError("%s: not a sentencepiece model: %s" % (
+        name, (str(e).splitlines() or [type(e).__name__])[0]))
+  if processor.GetPieceSize() != vocab_size:
+    raise ConversionError("%s has %d pieces, %s is %d: the model and its vocabulary differ" % (
+        name, processor.GetPieceSize(), what, vocab_size))
 
 
 # ---- output --------------------------------------------------------------

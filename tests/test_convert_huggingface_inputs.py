@@ -54,9 +54,10 @@ def test_transformers_tf_loader_reads_pretraining_output_as_the_script_does(
 
 
 @pytest.fixture(scope="module")
-def models(albert_tree, hf_env, tmp_path_factory):  # noqa: F811
+def models(albert_tree, hf_env, tiny_data, tmp_path_factory):  # noqa: F811
   """A classifier and a run_squad_v2.py checkpoint from the tree's code; a transformers
-  classifier saved as model.safetensors and as pytorch_model.bin."""
+  classifier saved as model.safetensors and as pytorch_model.bin; a sentencepiece model of
+  another vocabulary size."""
   root = tmp_path_factory.mktemp("hf-inputs")
   config = root / "albert_config.json"
   config.write_text(json.dumps(GROUPED), encoding="utf-8")
@@ -74,7 +75,7 @@ def models(albert_tree, hf_env, tmp_path_factory):  # noqa: F811
       for name in ("hf", "hf_bin")]))
   return dict(root=root, config=config, classifier=root / "classifier" / "model.ckpt",
               squad_v2=root / "squad_v2" / "model.ckpt", hf=root / "hf",
-              hf_bin=root / "hf_bin")
+              hf_bin=root / "hf_bin", spm_model=tiny_data["spm_model"])
 
 
 def test_pytorch_bin_converts_where_torch_is(albert_tree, models, hf_env, tmp_path):  # noqa: F811
@@ -107,6 +108,8 @@ def broken_hf_dir(models, tmp_path, kind):
   """A copy of the transformers classifier with one thing wrong."""
   d = tmp_path / ("hf_" + kind)
   shutil.copytree(models["hf_bin" if kind == "bin" else "hf"], d)
+  if kind == "spm_mismatch":
+    shutil.copy(models["spm_model"], d / "spiece.model")  # 300 pieces, vocab_size 40
   config = json.loads((d / "config.json").read_text())
   if kind == "no_config":
     (d / "config.json").unlink()
@@ -135,6 +138,7 @@ FROM_HF_BAD = [
     ("groups_mismatch", "albert_layer_groups.1"),
     ("token_classifier", "AlbertForTokenClassification has no counterpart"),
     ("bin", "reading it needs PyTorch"),
+    ("spm_mismatch", "spiece.model has"),
 ]
 
 TO_HF_BAD = [
@@ -148,6 +152,7 @@ TO_HF_BAD = [
     ("unknown_head", "--head=span: not a head"),
     ("classifier_as_race", "--head=race"),
     ("missing_spm", "--spm_model_file"),
+    ("spm_mismatch", "pieces, --albert_config_file's vocab_size is 40"),
 ]
 
 
@@ -160,7 +165,7 @@ def assert_one_error(proc, names):
 
 # Cases that fail only after reading the input: run into an empty output directory too.
 LATE = ("vocab_mismatch", "groups_mismatch", "bin", "config_mismatch", "squad_v2",
-        "classifier_as_race")
+        "classifier_as_race", "spm_mismatch")
 
 
 def cases(table):
@@ -215,6 +220,8 @@ def to_hf_args(models, tmp_path, case):
     extra = ["--head=race"]
   elif case == "missing_spm":
     extra = ["--spm_model_file=%s" % (tmp_path / "spiece.model")]
+  elif case == "spm_mismatch":
+    extra = ["--spm_model_file=%s" % models["spm_model"]]
   return ["--init_checkpoint=%s" % ckpt, "--albert_config_file=%s" % config, *extra]
 
 
