@@ -12,8 +12,10 @@ machine, and far above chance; the message names both. The same pretraining and 
 fine-tuning under `horovodrun -np 2 --gloo` must reach the 1-process figures
 within a small tolerance. MRPC fine-tunes from the pretraining checkpoint as a
 user gets a released model: packed in the released archives' layout, served
-from 127.0.0.1 and fetched with download_pretrained.py, whose printed flags
-the run takes.
+from 127.0.0.1 and fetched with download_pretrained.py, then taken to
+HuggingFace's format and back with convert_huggingface.py (bitwise); the
+fine-tuned classifier exported to HuggingFace predicts the dev set as
+run_classifier.py --do_predict does, in transformers.
 """
 import json
 import os
@@ -24,9 +26,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import albert_data
+from .hf_oracle import convert, hf_env  # noqa: F401 (hf_env: a fixture)
 from .released_models import ArchiveServer, pack_released
 from .tree import cpu_has_avx512, run_script, run_scripts
 
@@ -351,16 +355,51 @@ def with_model_flags(run_spec, model_flags):
   return script, kept + ["--%s=%s" % item for item in model_flags.items()]
 
 
+# ---- HuggingFace's format, both ways (convert_huggingface.py) ---------------
+
+
+def model_variables(checkpoint):
+  """{name: array} of CHECKPOINT without the optimizer's slots and step."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  reader = tf.train.load_checkpoint(str(checkpoint))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if not name.endswith(("/adam_m", "/adam_v")) and name != "global_step"}
+
+
 @pytest.fixture(scope="session")
-def fine_tuned(albert_tree, learn_data, pretrained, mrpc_data, downloaded_model):
+def hf_round_trip(albert_tree, learn_data, pretrained, downloaded_model):
+  """The downloaded model --to_hf, then --from_hf: {flag: value} as --from_hf prints them.
+  Every variable of the pretrained model comes back bit for bit."""
+  d = learn_data["dir"]
+  model = downloaded_model
+  for args in (["--init_checkpoint=%s" % model["init_checkpoint"],
+                "--albert_config_file=%s" % model["albert_config_file"],
+                "--spm_model_file=%s" % model["spm_model_file"], "--to_hf=%s" % (d / "hf")],
+               ["--from_hf=%s" % (d / "hf"), "--output_dir=%s" % (d / "hf_tf")]):
+    proc = convert(albert_tree, *args, env=_env())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+  printed = proc.stdout.strip().splitlines()[-1].split("the scripts take ", 1)[1]
+  flags = dict(arg[2:].split("=", 1) for arg in shlex.split(printed))
+  assert sorted(flags) == sorted(MODEL_FLAGS), printed
+  before = model_variables(pretrained["checkpoint"])
+  after = model_variables(flags["init_checkpoint"])
+  assert sorted(after) == sorted(before)
+  changed = [n for n in before if before[n].tobytes() != after[n].tobytes()]
+  assert not changed, "TF -> HF -> TF changed %s" % changed
+  return flags
+
+
+@pytest.fixture(scope="session")
+def fine_tuned(albert_tree, learn_data, pretrained, mrpc_data, hf_round_trip):
   """Every fine-tuning task's output_dir, trained from the pretraining checkpoint
-  (MRPC from the folder download_pretrained.py made of it).
+  (MRPC from the folder download_pretrained.py made of it, taken to HuggingFace's
+  format and back: hf_round_trip).
 
   The runs are independent, so they run two at a time with a thread each: the
   tiny model gains little from a second thread, and the chain takes less time.
   """
   runs = fine_tuning_runs(learn_data, pretrained["checkpoint"], mrpc_data)
-  runs["mrpc"] = with_model_flags(runs["mrpc"], downloaded_model)
+  runs["mrpc"] = with_model_flags(runs["mrpc"], hf_round_trip)
   run_scripts(albert_tree, runs.values(), env=_env(threads=1))
   return {task: learn_data["dir"] / task for task in runs}
 
@@ -416,6 +455,78 @@ def unigram_baseline(record):
     weights = example.features.feature["masked_lm_weights"].float_list.value
     counts.update(i for i, w in zip(ids, weights) if w > 0)
   return counts.most_common(1)[0][1] / sum(counts.values())
+
+
+# transformers' tokenizer and classifier from the exported directory on the sentence pairs
+# of a JSON file: input ids and class probabilities, as JSON.
+HF_PREDICT = r'''
+import json, sys
+import torch
+import transformers
+directory, pairs, seq = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
+torch.set_num_threads(1)
+tokenizer = transformers.AutoTokenizer.from_pretrained(directory, use_fast=False)
+model = transformers.AutoModelForSequenceClassification.from_pretrained(directory).eval()
+batch = tokenizer([a for a, _ in pairs], [b for _, b in pairs], max_length=seq,
+                  truncation="longest_first", padding="max_length", return_tensors="pt")
+with torch.no_grad():
+  probabilities = torch.softmax(model(**batch).logits, -1)
+print(json.dumps({"input_ids": batch["input_ids"].tolist(),
+                  "probabilities": probabilities.tolist()}))
+'''
+
+
+def predict_record_ids(path):
+  """input_ids of each example in run_classifier.py's predict.tf_record."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return [list(tf.train.Example.FromString(raw.numpy()).features.feature["input_ids"]
+               .int64_list.value) for raw in tf.data.TFRecordDataset(str(path))]
+
+
+def test_classifier_exported_to_hf_predicts_as_run_classifier(
+    albert_tree, learn_data, mrpc_data, fine_tuned, hf_round_trip, hf_env):  # noqa: F811
+  """The fine-tuned MRPC classifier: run_classifier.py --do_predict on the dev set, and
+  transformers (tokenizer and model) on the directory --to_hf exported."""
+  d = learn_data["dir"]
+  # The dev pairs as the test split, which is what --do_predict reads.
+  dev = [line.split("\t") for line in
+         (mrpc_data / "MRPC" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+  predict_data = d / "glue_mrpc_predict" / "MRPC"
+  predict_data.mkdir(parents=True)
+  (predict_data / "test.tsv").write_text("\n".join(
+      ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+      + ["%d\t%s\t%s\t%s\t%s" % (i, *row[1:]) for i, row in enumerate(dev)]) + "\n",
+      encoding="utf-8")
+  out = d / "mrpc_predict"
+  out.mkdir()
+  for path in fine_tuned["mrpc"].glob("model.ckpt-best.*"):
+    shutil.copy(path, out)
+  model = hf_round_trip
+  run(albert_tree, "run_classifier.py", "--task_name=MRPC",
+      "--data_dir=%s" % predict_data.parent, "--output_dir=%s" % out,
+      "--albert_config_file=%s" % model["albert_config_file"],
+      "--vocab_file=%s" % model["vocab_file"], "--spm_model_file=%s" % model["spm_model_file"],
+      "--do_lower_case", "--do_predict", "--max_seq_length=%d" % SEQ, "--predict_batch_size=40")
+  expected = np.array([[float(v) for v in line.split("\t")] for line in
+                       (out / "test_results.tsv").read_text().splitlines()])
+  exported = d / "mrpc_hf"
+  proc = convert(albert_tree, "--init_checkpoint=%s" % (out / "model.ckpt-best"),
+                 "--albert_config_file=%s" % model["albert_config_file"],
+                 "--spm_model_file=%s" % model["spm_model_file"], "--to_hf=%s" % exported,
+                 env=_env())
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  pairs = d / "mrpc_predict_pairs.json"
+  pairs.write_text(json.dumps([row[3:5] for row in dev]), encoding="utf-8")
+  result = json.loads(hf_env.run(HF_PREDICT, exported, pairs, SEQ).stdout.splitlines()[-1])
+  assert result["input_ids"] == predict_record_ids(out / "predict.tf_record"), (
+      "transformers' tokenizer and run_classifier.py's give different input ids")
+  probabilities = np.array(result["probabilities"])
+  assert expected.shape == probabilities.shape == (NUM_DEV, 2)
+  assert np.abs(probabilities - expected).max() <= 1e-5, np.abs(probabilities - expected).max()
+  assert (probabilities.argmax(-1) == expected.argmax(-1)).all()
+  # A classifier that has learnt the task, not a constant one.
+  labels = np.array([int(row[0]) for row in dev])
+  assert (expected.argmax(-1) == labels).mean() >= MRPC_ACCURACY
 
 
 # ---- one process ---------------------------------------------------------
