@@ -592,6 +592,15 @@ def to_tf_variables(weights, config, head, source):
                                                       value.shape),
                                    shapes[tf_name][::-1] if transposed else shapes[tf_name]))
     variables[tf_name] = value
+  if head in NO_POOLER and "pooler.weight" in bare and "pooler.bias" in bare:
+    # A pooler that transformers' span head model ignores: the tree's graph has one.
+    for tf_name, hf_name, transposed in POOLER_NAMES:
+      value = bare.pop(hf_name).astype(np.float32)
+      value = np.ascontiguousarray(value.T if transposed else value)
+      if list(value.shape) != shapes[tf_name]:
+        raise ConversionError("%s: %s has shape %s, config.json implies %s" % (
+            source, hf_name, list(value.shape), shapes[tf_name]))
+      variables[tf_name] = value
   if bare:
     raise ConversionError("%s: %s has no place in %s (another head or model?)" % (
         source, sorted(bare)[0], HEADS[head][0]))

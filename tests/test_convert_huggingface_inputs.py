@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -70,12 +71,14 @@ def models(albert_tree, hf_env, tiny_data, tmp_path_factory):  # noqa: F811
   run_tf(albert_tree, TF_HEADS, write_jobs(root / "tf.json", jobs))
   hf_config = dict(GROUPED, hidden_act="gelu_new", num_labels=2)
   hf_env.run(HF_RANDOM_MODELS, write_jobs(root / "hf.json", [
-      dict(dir=str(root / name), head="classifier", config=hf_config, seed=9,
-           safetensors=name == "hf")
-      for name in ("hf", "hf_bin")]))
+      dict(dir=str(root / name), head=head, config=hf_config, seed=9,
+           safetensors=name != "hf_bin")
+      for name, head in (("hf", "classifier"), ("hf_bin", "classifier"),
+                         ("hf_squad", "squad_v1"))]))
   return dict(root=root, config=config, classifier=root / "classifier" / "model.ckpt",
               squad_v2=root / "squad_v2" / "model.ckpt", hf=root / "hf",
-              hf_bin=root / "hf_bin", spm_model=tiny_data["spm_model"])
+              hf_bin=root / "hf_bin", hf_squad=root / "hf_squad",
+              spm_model=tiny_data["spm_model"])
 
 
 def test_pytorch_bin_converts_where_torch_is(albert_tree, models, hf_env, tmp_path):  # noqa: F811
@@ -92,6 +95,27 @@ def test_pytorch_bin_converts_where_torch_is(albert_tree, models, hf_env, tmp_pa
   assert sorted(from_bin) == sorted(from_safetensors)
   for name, value in from_safetensors.items():
     assert np.array_equal(value, from_bin[name]), name
+
+
+def test_span_model_with_a_pooler_keeps_it(albert_tree, models, tmp_path):
+  """A span head file that still has the encoder's pooler (transformers ignores it): the
+  tree's graph has one, so it goes into the checkpoint rather than being refused."""
+  from safetensors.numpy import load_file, save_file  # pylint: disable=import-outside-toplevel
+  source = tmp_path / "hf"
+  shutil.copytree(models["hf_squad"], source)
+  tensors = load_file(source / "model.safetensors")
+  assert "albert.pooler.weight" not in tensors
+  rng = np.random.RandomState(0)
+  size = GROUPED["hidden_size"]
+  tensors["albert.pooler.weight"] = rng.normal(size=(size, size)).astype(np.float32)
+  tensors["albert.pooler.bias"] = rng.normal(size=size).astype(np.float32)
+  save_file(tensors, source / "model.safetensors", metadata={"format": "pt"})
+  proc = convert(albert_tree, "--from_hf=%s" % source, "--output_dir=%s" % (tmp_path / "tf"))
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  variables = checkpoint_tensors(tmp_path / "tf" / "model.ckpt")
+  assert np.array_equal(variables["bert/pooler/dense/kernel"], tensors["albert.pooler.weight"].T)
+  assert np.array_equal(variables["bert/pooler/dense/bias"], tensors["albert.pooler.bias"])
+  assert "cls/squad/output_weights" in variables
 
 
 def snapshot(path):
@@ -245,3 +269,16 @@ def test_output_directory_with_files_is_refused(albert_tree, models, tmp_path, d
   before = snapshot(tmp_path)
   assert_one_error(convert(albert_tree, *args), "exists and is not an empty directory")
   assert snapshot(tmp_path) == before
+
+
+def test_helpfull_lists_the_flags(albert_tree, tmp_path):
+  """The script runs directly, from anywhere, with absl's --helpfull."""
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  proc = subprocess.run([sys.executable, str(albert_tree / "convert_huggingface.py"),
+                         "--helpfull"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-4000:]
+  own = proc.stdout.split("convert_huggingface.py:", 1)[1]
+  for flag in ("--from_hf", "--output_dir", "--init_checkpoint", "--albert_config_file",
+               "--to_hf", "--spm_model_file", "--head", "--[no]do_lower_case"):
+    assert "\n  %s:" % flag in own, flag
