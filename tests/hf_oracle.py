@@ -39,8 +39,10 @@ class HfEnv:
     self.python = root / "bin" / "python"
 
   def run(self, code, *args, timeout=600):
+    # USE_TF=0: transformers leaves TensorFlow alone unless code imports it, as
+    # load_tf_weights_in_albert does.
     env = dict(os.environ, **THREADS, TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error")
+               TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error", USE_TF="0")
     env.pop("PYTHONPATH", None)
     return _checked(subprocess.run([str(self.python), "-c", code, *map(str, args)], env=env,
                                    capture_output=True, text=True, timeout=timeout))

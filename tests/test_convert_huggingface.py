@@ -67,7 +67,9 @@ def write_inputs(path, config, head, labels, seed):
 
 def hf_config(config, head, labels):
   """AlbertConfig's arguments for the same model in transformers."""
-  out = dict(config, hidden_act="gelu_new", num_labels=labels)
+  out = dict(config, hidden_act="gelu_new")
+  if head in ("classifier", "regression"):
+    out["num_labels"] = labels
   if head == "regression":
     out["problem_type"] = "regression"
   return out
@@ -106,10 +108,12 @@ def work(albert_tree, hf_env, tmp_path_factory):  # noqa: F811
       dict(head=CASES[n][0], config=str(p["config"]), inputs=str(p["inputs"]),
            out=str(p["dir"] / "tf.npz"), checkpoint=str(p["dir"] / "tf" / "model.ckpt"),
            init=True, seed=i) for i, (n, p) in enumerate(paths.items())]))
-  in_pairs([(convert, (tree, "--init_checkpoint=%s" % (p["dir"] / "tf" / "model.ckpt"),
-                       "--albert_config_file=%s" % p["config"],
-                       "--to_hf=%s" % (p["dir"] / "tf_hf"), *head_flag(n)))
-            for n, p in paths.items()])
+  for proc in in_pairs(
+      [(convert, (tree, "--init_checkpoint=%s" % (p["dir"] / "tf" / "model.ckpt"),
+                  "--albert_config_file=%s" % p["config"],
+                  "--to_hf=%s" % (p["dir"] / "tf_hf"), *head_flag(n)))
+       for n, p in paths.items()]):
+    converted(proc)
   # HF -> TF: transformers' model, random, saved; converted.
   hf_env.run(HF_RANDOM_MODELS, write_jobs(root / "hf_init.json", [
       dict(dir=str(p["dir"] / "hf"), head=CASES[n][0], seed=i,
@@ -122,10 +126,12 @@ def work(albert_tree, hf_env, tmp_path_factory):  # noqa: F811
       + [(convert, (tree, "--from_hf=%s" % (p["dir"] / "hf"),
                     "--output_dir=%s" % (p["dir"] / "hf_tf"))) for p in paths.values()]):
     converted(proc)
-  in_pairs([(convert, (tree, "--init_checkpoint=%s" % (p["dir"] / "hf_tf" / "model.ckpt"),
-                       "--albert_config_file=%s" % (p["dir"] / "hf_tf" / "albert_config.json"),
-                       "--to_hf=%s" % (p["dir"] / "hf_tf_hf"), *head_flag(n)))
-            for n, p in paths.items()])
+  for proc in in_pairs(
+      [(convert, (tree, "--init_checkpoint=%s" % (p["dir"] / "hf_tf" / "model.ckpt"),
+                  "--albert_config_file=%s" % (p["dir"] / "hf_tf" / "albert_config.json"),
+                  "--to_hf=%s" % (p["dir"] / "hf_tf_hf"), *head_flag(n)))
+       for n, p in paths.items()]):
+    converted(proc)
   # The outputs: transformers from the converted directory, the tree's graph from the
   # converted checkpoint.
   hf_jobs = [dict(dir=str(p["dir"] / "tf_hf"), head=CASES[n][0], inputs=str(p["inputs"]),
