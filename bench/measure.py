@@ -251,8 +251,9 @@ def ensure_peer(logfile):
 
 
 def peer_env(threads):
+  # USE_TF=0: the venv has TensorFlow (for the conversion tests); transformers leaves it out.
   return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-              TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1")
+              TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1", USE_TF="0")
 
 
 def train_peer(name, work, task, precision, compiled, batch, seq, args, threads, logfile):
