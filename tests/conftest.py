@@ -25,7 +25,7 @@ SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream_cache", "up
 # the other takes the rest, instead of the chain running alone at the end.
 LONGEST_FIRST = ("test_learning.py", "test_horovod_pretraining.py", "test_horovod_fine_tuning.py",
                  "test_export_scripts.py", "test_pretraining_and_fine_tuning.py",
-                 "test_squad_v2_and_race.py")
+                 "test_squad_v2_and_race.py", "test_convert_huggingface.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT
+from ..conftest import PROJECT
 
 HF_VENV = PROJECT / "build" / "hf-venv"
 # What pip prints when the package registry cannot be reached at all.

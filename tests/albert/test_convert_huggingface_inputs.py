@@ -19,8 +19,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from hf_oracle import HF_RANDOM_MODELS, TF_HEADS, THREADS, convert, hf_env, run_tf, write_jobs  # noqa: F401,E501
-from test_convert_huggingface import GROUPED, checkpoint_tensors, write_inputs
+from .hf_oracle import (HF_RANDOM_MODELS, TF_HEADS, THREADS, convert, hf_env,  # noqa: F401
+                        run_tf, write_jobs)
+from .test_convert_huggingface import GROUPED, checkpoint_tensors, write_inputs
 
 # transformers' TF loader and from_pretrained on the script's directory: every parameter
 # of both models, compared bit for bit. Prints the differing names as JSON.

@@ -10,7 +10,7 @@ embedding size equals its hidden size) goes both ways:
 - HF -> TF: transformers saves a random model as save_pretrained does; the script converts it;
   the tree's graph loads it as the scripts load --init_checkpoint, every variable from it.
 - Each converted model converted back gives every tensor back, bit for bit.
-transformers runs in build/hf-venv (tests/hf_oracle.py), the tree's code in the project's
+transformers runs in build/hf-venv (hf_oracle.py), the tree's code in the project's
 Python; arrays pass through .npz files.
 """
 import concurrent.futures
@@ -19,8 +19,7 @@ import json
 import numpy as np
 import pytest
 
-import albert_data
-from hf_oracle import (HF_LOGITS, HF_RANDOM_MODELS, TF_HEADS, convert, hf_env,  # noqa: F401
+from .hf_oracle import (HF_LOGITS, HF_RANDOM_MODELS, TF_HEADS, convert, hf_env,  # noqa: F401
                        run_tf, write_jobs)
 
 TOLERANCE = 1e-5
