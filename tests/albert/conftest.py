@@ -13,6 +13,7 @@ from ..conftest import PROJECT, upstream_source
 pytest.register_assert_rewrite("tests.albert.tiny_albert", "tests.albert.tree")
 
 from .tiny_albert import data, tiny_data, tiny_pretrained  # noqa: E402, F401 (fixtures)
+from .tree import make_venv  # noqa: E402  (after the assert rewrite above)
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +35,6 @@ def albert_tree(tmp_path_factory, upstream_cache):
 
 
 GAUDI_VENV = PROJECT / "build" / "gaudi-venv"
-# What pip prints when the package registry cannot be reached at all.
-_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection",
-                "Temporary failure in name resolution", "Network is unreachable",
-                "ConnectTimeoutError", "ProxyError")
 
 
 class GaudiEnv:
@@ -66,13 +63,5 @@ def gaudi_env():
   Skips only when it cannot be made because the package registry is unreachable; any
   other failure to make it fails the test.
   """
-  if not (GAUDI_VENV / ".stamp").exists():
-    proc = subprocess.run(["make", "-s", "gaudi-env"], cwd=PROJECT, capture_output=True,
-                          text=True, timeout=1200)
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-      if any(marker in output for marker in _UNREACHABLE):
-        pytest.skip("build/gaudi-venv could not be made: the package registry is "
-                    "unreachable (`make gaudi-env` needs tensorflow-cpu and habana-tensorflow)")
-      pytest.fail("make gaudi-env failed:\n" + output[-6000:])
+  make_venv(PROJECT, "gaudi-env", GAUDI_VENV, "tensorflow-cpu and habana-tensorflow", 1200)
   return GaudiEnv(GAUDI_VENV)

@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 
 from ..conftest import PROJECT
+from .tree import make_venv
 
 HF_VENV = PROJECT / "build" / "hf-venv"
-# What pip prints when the package registry cannot be reached at all.
-_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection",
-                "Temporary failure in name resolution", "Network is unreachable",
-                "ConnectTimeoutError", "ProxyError")
 THREADS = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TF_NUM_INTEROP_THREADS="1",
                TF_NUM_INTRAOP_THREADS="1")
 
@@ -55,15 +52,7 @@ def hf_env():
   Skips only when it cannot be made because the package registry is unreachable; any
   other failure to make it fails the test.
   """
-  if not (HF_VENV / ".stamp").exists():
-    proc = subprocess.run(["make", "-s", "hf-env"], cwd=PROJECT, capture_output=True,
-                          text=True, timeout=1800)
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-      if any(marker in output for marker in _UNREACHABLE):
-        pytest.skip("build/hf-venv could not be made: the package registry is unreachable "
-                    "(`make hf-env` needs torch and transformers)")
-      pytest.fail("make hf-env failed:\n" + output[-6000:])
+  make_venv(PROJECT, "hf-env", HF_VENV, "torch and transformers", 1800)
   return HfEnv(HF_VENV)
 
 

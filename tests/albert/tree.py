@@ -63,3 +63,27 @@ def helpfull(tree, script, cwd):
   assert proc.returncode in (0, 1), proc.stderr[-4000:]
   assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
   return proc.stdout
+
+
+# What pip prints when the package registry cannot be reached at all.
+_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection",
+                "Temporary failure in name resolution", "Network is unreachable",
+                "ConnectTimeoutError", "ProxyError")
+
+
+def make_venv(project, target, venv, needs, timeout):
+  """Runs `make TARGET` in PROJECT unless VENV/.stamp exists (the venv is made).
+
+  Skips the test only when the venv cannot be made because the package registry is
+  unreachable (NEEDS says what from it); any other failure fails the test.
+  """
+  if (venv / ".stamp").exists():
+    return
+  proc = subprocess.run(["make", "-s", target], cwd=project, capture_output=True, text=True,
+                        timeout=timeout)
+  output = proc.stdout + proc.stderr
+  if proc.returncode != 0:
+    if any(marker in output for marker in _UNREACHABLE):
+      pytest.skip(f"{venv.relative_to(project)} could not be made: the package registry is "
+                  f"unreachable (`make {target}` needs {needs})")
+    pytest.fail(f"make {target} failed:\n" + output[-6000:])
