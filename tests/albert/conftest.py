@@ -58,10 +58,6 @@ class GaudiEnv:
 
 @pytest.fixture(scope="session")
 def gaudi_env():
-  """The gaudi venv, made with `make gaudi-env` if it is not there yet.
-
-  Skips only when it cannot be made because the package registry is unreachable; any
-  other failure to make it fails the test.
-  """
+  """The gaudi venv, made with `make gaudi-env` if it is not there yet (see make_venv)."""
   make_venv(PROJECT, "gaudi-env", GAUDI_VENV, "tensorflow-cpu and habana-tensorflow", 1200)
   return GaudiEnv(GAUDI_VENV)

@@ -47,11 +47,7 @@ class HfEnv:
 
 @pytest.fixture(scope="session")
 def hf_env():
-  """The hf venv, made with `make hf-env` if it is not there yet.
-
-  Skips only when it cannot be made because the package registry is unreachable; any
-  other failure to make it fails the test.
-  """
+  """The hf venv, made with `make hf-env` if it is not there yet (see make_venv)."""
   make_venv(PROJECT, "hf-env", HF_VENV, "torch and transformers", 1800)
   return HfEnv(HF_VENV)
 
