@@ -16,13 +16,13 @@ import json
 import shutil
 import sys
 
-import numpy as np
 import pytest
 
 from .horovod_runs import (LEARNING_RATE, RECORD_AT_END, RUN_SCRIPT, assert_learning_rate,
                            assert_only_rank0_saves, assert_perf, assert_ranks_identical,
                            horovodrun, needs_horovodrun, perf_records, recorded_variables,
                            recording, run_env, with_flags, without_evaluation)
+from .tiny_albert import checkpoint_differences, write_pretraining_records
 from .tree import run_script
 
 pytestmark = needs_horovodrun
@@ -156,34 +156,6 @@ def test_pretraining_resumes_after_a_kill_between_saves(albert_tree, data,
             "has already saved" % rank) in log
 
 
-def write_pretraining_records(path, ids, seq_length=16, predictions=3):
-  """One record per id: input_ids start with the id, then 5, 6, 5, 7, ...
-
-  Tokens repeat within a record, so an embedding gradient has duplicate
-  rows.  Every position is real and every prediction weighs 1, so each
-  example weighs the same in the masked-LM loss.
-  """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  def ints(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-  body = [5, 6, 5, 7, 4, 3, 8, 5, 9, 4, 3, 6, 5, 7, 8, 9]
-  with tf.io.TFRecordWriter(str(path)) as writer:
-    for i in ids:
-      features = {
-          "input_ids": ints([i] + body[:seq_length - 1]),
-          "input_mask": ints([1] * seq_length),
-          "segment_ids": ints([0] * (seq_length // 2) +
-                              [1] * (seq_length - seq_length // 2)),
-          "masked_lm_positions": ints([1, 4, 8][:predictions]),
-          "masked_lm_ids": ints([10, 11, 10][:predictions]),
-          "masked_lm_weights": tf.train.Feature(
-              float_list=tf.train.FloatList(value=[1.0] * predictions)),
-          "next_sentence_labels": ints([1]),
-      }
-      writer.write(tf.train.Example(features=tf.train.Features(
-          feature=features)).SerializeToString())
-
-
 # Runs run_pretraining.py's main() with its training input_fn_builder
 # wrapped: when main asks for the training input, this rank prints the ids
 # (first input_id) of the records that input yields in 400 draws, and stops.
@@ -275,20 +247,8 @@ def test_two_ranks_of_batch_b_train_as_one_process_of_batch_2b(
               "--output_dir", tmp_path / "two", "--train_batch_size", 4,
               "--num_train_steps", 8, "--num_warmup_steps", 2,
               "--learning_rate", 0.001])
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  one = tf.train.load_checkpoint(str(tmp_path / "one" / "model.ckpt-4"))
-  two = tf.train.load_checkpoint(str(tmp_path / "two" / "model.ckpt-4"))
-  names = sorted(one.get_variable_to_shape_map())
-  assert names == sorted(two.get_variable_to_shape_map())
-  assert one.get_tensor("global_step") == two.get_tensor("global_step") == 4
-  off = {}
-  for name in names:
-    a, b = one.get_tensor(name), two.get_tensor(name)
-    if a.dtype.kind == "f":
-      # Within 1e-4 of the variable's largest value, or 1e-9 for a
-      # variable that stays near zero (an attention key bias gets no
-      # gradient but rounding).
-      tolerance = 1e-4 * np.max(np.abs(a)) + 1e-9
-      if np.max(np.abs(a - b)) > tolerance:
-        off[name] = float(np.max(np.abs(a - b)) / tolerance)
+  # Within 1e-4 of the variable's largest value, or 1e-9 for a variable that
+  # stays near zero (an attention key bias gets no gradient but rounding).
+  off = checkpoint_differences(tmp_path / "one" / "model.ckpt-4",
+                               tmp_path / "two" / "model.ckpt-4", 1e-4, 1e-9)
   assert not off, off

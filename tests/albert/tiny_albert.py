@@ -139,3 +139,53 @@ def tiny_pretrained(albert_tree, tiny_data, tmp_path_factory):
   return dict(out=out, first=first, second=second, results_1=results_1,
               results_2=results_2, ckpt_state_1=ckpt_state_1,
               checkpoint=out / ("model.ckpt-%d" % STEPS_2))
+
+
+def write_pretraining_records(path, ids, seq_length=16, predictions=3):
+  """One record per id: input_ids start with the id, then 5, 6, 5, 7, ...
+
+  Tokens repeat within a record, so an embedding gradient has duplicate
+  rows.  Every position is real and every prediction weighs 1, so each
+  example weighs the same in the masked-LM loss.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  def ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  body = [5, 6, 5, 7, 4, 3, 8, 5, 9, 4, 3, 6, 5, 7, 8, 9]
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for i in ids:
+      features = {
+          "input_ids": ints([i] + body[:seq_length - 1]),
+          "input_mask": ints([1] * seq_length),
+          "segment_ids": ints([0] * (seq_length // 2) +
+                              [1] * (seq_length - seq_length // 2)),
+          "masked_lm_positions": ints([1, 4, 8][:predictions]),
+          "masked_lm_ids": ints([10, 11, 10][:predictions]),
+          "masked_lm_weights": tf.train.Feature(
+              float_list=tf.train.FloatList(value=[1.0] * predictions)),
+          "next_sentence_labels": ints([1]),
+      }
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=features)).SerializeToString())
+
+
+def checkpoint_differences(one, two, relative, absolute):
+  """{variable: how many times over the tolerance} for the float variables of
+  two checkpoints that differ by more than `relative` times the variable's
+  largest magnitude plus `absolute`; asserts that both have the same variables
+  and the same integer ones (the global step)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  a, b = tf.train.load_checkpoint(str(one)), tf.train.load_checkpoint(str(two))
+  names = sorted(a.get_variable_to_shape_map())
+  assert names == sorted(b.get_variable_to_shape_map())
+  off = {}
+  for name in names:
+    x, y = a.get_tensor(name), b.get_tensor(name)
+    if x.dtype.kind != "f":
+      assert np.array_equal(x, y), (name, x, y)
+      continue
+    tolerance = relative * np.max(np.abs(x)) + absolute
+    if np.max(np.abs(x - y)) > tolerance:
+      off[name] = float(np.max(np.abs(x - y)) / tolerance)
+  return off
