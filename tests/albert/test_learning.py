@@ -88,11 +88,16 @@ SQUAD_EXACT_MATCH = 80.0
 SQUAD_V2_EXACT = 70.0
 RACE_ACCURACY = 0.7
 # How far a 2-process run of the same optimisation (on_two_ranks) may fall
-# below the 1-process one: the spread between 1-process runs. The input
-# pipelines shuffle without a seed, so runs differ: masked-LM accuracy by
-# 0.02, sentence-order accuracy by up to 0.17, MRPC accuracy by up to 0.18.
-TWO_RANK_TOLERANCE = {"masked_lm_accuracy": 0.05,
-                      "sentence_order_accuracy": 0.2, "eval_accuracy": 0.2}
+# below the 1-process one. Every run of the chain has --seed, so on one
+# machine a run repeats bitwise; 2 ranks read other batches than 1 process
+# all the same. Seeded, on an idle 2-core machine, 2 ranks minus 1 process:
+# masked-LM accuracy +0.016 (0.454, 0.438), sentence-order accuracy +0.011
+# (0.836, 0.825), MRPC accuracy -0.015 (0.975, 0.99). Unseeded runs of
+# 1 process spread by 0.02 in masked-LM accuracy and, but for one run of
+# 0.805, by 0.02 in MRPC accuracy; sentence-order accuracy spreads from 0.70
+# to 0.95 between seeds, and a CPU that rounds differently draws another run,
+# so it is held to its threshold (SOP_ACCURACY) alone.
+TWO_RANK_TOLERANCE = {"masked_lm_accuracy": 0.03, "eval_accuracy": 0.05}
 # The accuracy guard of --precision=bf16 (oneDNN's auto mixed precision, on
 # CPUs with AVX-512): MRPC and SQuAD v1 fine-tuned in bf16 from the same
 # checkpoint, which may fall this far below the fp32 runs. MRPC's is the
@@ -186,7 +191,7 @@ def pretraining_args(data, out, steps, batch, learning_rate):
           "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % MAX_PRED,
           "--optimizer=lamb", "--learning_rate=%g" % learning_rate,
           "--num_train_steps=%d" % steps, "--num_warmup_steps=%d" % (steps // 10),
-          "--save_checkpoints_steps=%d" % steps]
+          "--save_checkpoints_steps=%d" % steps, "--seed=%d" % SEED]
 
 
 def heldout_eval(tree, data, checkpoint, out):
@@ -224,7 +229,7 @@ def fine_tuning_args(data, checkpoint):
   return ["--albert_config_file=%s" % data["config"],
           "--vocab_file=%s" % data["spm_vocab"],
           "--spm_model_file=%s" % data["spm_model"],
-          "--init_checkpoint=%s" % checkpoint, "--do_lower_case"]
+          "--init_checkpoint=%s" % checkpoint, "--do_lower_case", "--seed=%d" % SEED]
 
 
 def classifier_args(data, checkpoint, task, data_dir, out, training,
@@ -634,11 +639,11 @@ def test_pretraining_two_ranks_learns_as_one(albert_tree, learn_data,
   assert two["sentence_order_accuracy"] >= SOP_ACCURACY, (
       "held-out sentence_order_accuracy %.3f with 2 ranks, want >= %.2f "
       "(chance 0.5)" % (two["sentence_order_accuracy"], SOP_ACCURACY))
-  for key in ("masked_lm_accuracy", "sentence_order_accuracy"):
-    assert two[key] >= one[key] - TWO_RANK_TOLERANCE[key], (
-        "held-out %s: %.3f with 2 ranks, %.3f with 1, want within %.2f "
-        "(chance: see test_pretraining_learns)" % (
-            key, two[key], one[key], TWO_RANK_TOLERANCE[key]))
+  key = "masked_lm_accuracy"
+  assert two[key] >= one[key] - TWO_RANK_TOLERANCE[key], (
+      "held-out %s: %.3f with 2 ranks, %.3f with 1, want within %.2f "
+      "(chance: see test_pretraining_learns)" % (
+          key, two[key], one[key], TWO_RANK_TOLERANCE[key]))
 
 
 @needs_horovodrun
