@@ -165,6 +165,18 @@ def test_dry_run_from_the_environment_with_a_subset(albert_tree, model_dirs, tmp
   assert commands[-1][-2:] == ["RTE", "MRPC"]
 
 
+def test_dry_run_with_a_hub_module(albert_tree, model_dirs, tmp_path):
+  """As upstream's: the module gives the config and the weights, to both commands."""
+  handle = "https://tfhub.dev/google/albert_base/1"
+  proc = run_glue(albert_tree, "--dry_run", cwd=tmp_path, TASKS="MRPC",
+                  **{**model_dirs, "INIT_CHECKPOINT": "", "ALBERT_HUB_MODULE_HANDLE": handle})
+  assert proc.returncode == 0, proc.stderr
+  train, evaluate = (flags(shlex.split(line)) for line in proc.stdout.splitlines()[:2])
+  for got in (train, evaluate):
+    assert got["albert_hub_module_handle"] == handle
+    assert "albert_config_file" not in got and "init_checkpoint" not in got
+
+
 @pytest.mark.parametrize("change,named", [
     (dict(INIT_CHECKPOINT=""), "INIT_CHECKPOINT"),
     (dict(INIT_CHECKPOINT="{tmp}/albert/model.ckpt-1"), "model.ckpt-1.index"),
