@@ -2,7 +2,8 @@
 
 Everything here is generated (no downloads): a text corpus with learnable
 regularities, a sentencepiece model trained on it, a tiny albert_config.json,
-an MRPC-format GLUE task (train/dev/test TSV) and a SQuAD v1.1-format JSON.
+GLUE tasks in MRPC's, STS-B's and CoLA's formats (train/dev/test TSV) and a
+SQuAD v1.1-format JSON.
 """
 import json
 import random
@@ -278,6 +279,38 @@ def write_stsb(data_dir, num_train=32, num_dev=16, seed=3):
       rows.append(row)
     (task_dir / ("%s.tsv" % name)).write_text("\n".join(rows) + "\n",
                                              encoding="utf-8")
+  return Path(data_dir)
+
+
+def write_cola(data_dir, num_train=64, num_dev=16, num_test=8, seed=4):
+  """Writes DATA_DIR/CoLA/{train,dev,test}.tsv in GLUE's CoLA format.
+
+  A sentence says someone does something to a coloured thing, in a random
+  wording; it is acceptable (label 1) when the colour is the thing's own, as
+  everywhere in the corpus ("the red house"), and unacceptable (0, starred as
+  CoLA stars them) with another colour ("the blue house"). Only the pair of
+  colour and thing tells the label. Labels are balanced, so chance accuracy is
+  0.5 and chance Matthews correlation 0. Returns DATA_DIR.
+  """
+  rng = random.Random(seed)
+  task_dir = Path(data_dir) / "CoLA"
+  task_dir.mkdir(parents=True, exist_ok=True)
+  colours = sorted(set(THINGS.values()))
+
+  def say(label):
+    keys = tuple(rng.choice(CHOICES[key]) for key in KEYS)
+    colour = THINGS[keys[2]] if label else rng.choice(
+        [c for c in colours if c != THINGS[keys[2]]])
+    return rng.choice(TEMPLATES).format(colour=colour, **dict(zip(KEYS, keys)))
+
+  for name, count in (("train", num_train), ("dev", num_dev)):
+    rows = ["gen\t%d\t%s\t%s" % (label, "" if label else "*", say(label))
+            for label in _balanced(rng, count, [0, 1])]
+    (task_dir / ("%s.tsv" % name)).write_text("\n".join(rows) + "\n",
+                                             encoding="utf-8")
+  rows = ["index\tsentence"] + ["%d\t%s" % (i, say(label)) for i, label in
+                                 enumerate(_balanced(rng, num_test, [0, 1]))]
+  (task_dir / "test.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
   return Path(data_dir)
 
 
