@@ -36,6 +36,8 @@ from .tree import cpu_has_avx512, run_script, run_scripts
 
 HOROVODRUN = Path(sys.executable).with_name("horovodrun")
 
+pytestmark = pytest.mark.learning
+
 SEED = 0
 SEQ = 32
 MAX_PRED = 5
