@@ -19,6 +19,8 @@ when something cannot run, never on a number. The parts:
   6. pretraining data: create_pretraining_data.py --output_dir, MB of text per second with 1
      and 2 workers, upstream's single process as the baseline, peak memory per worker on a
      corpus 1x and 4x the size (--data-only runs this part alone)   (bench/data.py)
+  7. gradient accumulation: pretraining fp32 at micro-batch b x 8 against batch 8b, peak
+     memory and examples/s                                         (bench/accumulation.py)
 
 Run it from the checkout with the project's venv: `.venv/bin/python -m bench` (what `make bench`
 does). `--quick` makes a short smoke run (tiny batch, 1 timed step) whose numbers mean nothing.
@@ -34,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH, BUNDLE, PROJECT, data, flops, measure, report, tool
+from bench import BENCH, BUNDLE, PROJECT, accumulation, data, flops, measure, report, tool
 from bench.proc import log, machine, run_logged, tail
 
 TASKS = ("pretrain", "squad", "classifier")
@@ -80,7 +82,7 @@ def parse(argv):
                  help="train this tree instead of building build/bench/albert "
                       "(default: $ALBERT_TREE)")
   p.add_argument("--skip", action="append", default=[],
-                 choices=["tool", "tf1", "hvd", "peer", "peak", "data"])
+                 choices=["tool", "tf1", "hvd", "peer", "peak", "data", "accum"])
   p.add_argument("--data-only", action="store_true",
                  help="run only part 6 (pretraining data) and merge its figures into the "
                       "results file")
@@ -270,6 +272,13 @@ def training_plan(args, work, data_glob, inputs, config, features, logfile, runs
                    "per process", lambda: measure.train_tf(
                        "hvd2", work, SCRIPTS["pretrain"], script_flags("pretrain"), args, 2,
                        max(1, args.threads // 2), logfile)))
+  if ("accum" not in args.skip and "tf1" not in args.skip and "pretrain" in args.tasks
+      and "fp32" in args.precisions):
+    plan += accumulation.plan(
+        args, lambda name, run_args, flags: measure.train_tf(
+            name, work, SCRIPTS["pretrain"], flags, run_args, 1, args.threads, logfile),
+        lambda run_args, out, steps: measure.pretraining_flags(run_args, data_glob, config,
+                                                               out, steps))
   return plan
 
 
@@ -411,6 +420,7 @@ def main(argv=None):
                          meta["runs"])
     training_figures(args, plan, meta["runs"], results, notes)
     peer_ratios(args, results, meta)
+    accumulation.figures(meta["runs"], results)
     limit_figures(args, results, notes, meta)
     notes += [n for n in report.target_notes(results) if "data_" not in n]
     data_figures(args, work, logfile, results, notes, meta)

@@ -3,6 +3,8 @@ bench/results.json."""
 import json
 from pathlib import Path
 
+from bench import accumulation
+
 # A key's unit is given by how its name ends; the first match counts.
 UNIT_SUFFIXES = (
     ("_mb_per_cpu_s", "MB/CPU-s"), ("_mb_per_s", "MB/s"), ("_rss_mb", "MB"),
@@ -220,6 +222,9 @@ def write(args, results, notes, meta):
   out = {**results, "units": {k: unit(k) for k in results}, "notes": notes, "meta": meta}
   table_text = (tool_table(results) + "\n\n" + training_table(results, meta) + "\n\n"
                 + limits(results))
+  accumulated = accumulation.table(results, fmt, markdown)
+  if accumulated:
+    table_text += "\n\n" + accumulated
   print()
   print(f"ALBERT benchmark, {meta['started']}, {meta['machine'].get('cpu', '?')} "
         f"({meta['machine']['cpus']} cpus), {args.timed} timed steps after {args.warmup} "
