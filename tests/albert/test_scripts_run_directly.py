@@ -18,7 +18,8 @@ def test_helpfull_lists_the_scripts_flags(albert_tree, script, tmp_path):
 
 TRAINING_SCRIPTS = ["run_pretraining.py", "run_classifier.py", "run_squad_v1.py",
                     "run_squad_v2.py", "run_race.py"]
-SERIES_FLAGS = ["--[no]use_horovod", "--precision", "--seed", "--num_accumulation_steps"]
+SERIES_FLAGS = ["--[no]use_horovod", "--precision", "--seed", "--num_accumulation_steps",
+                "--[no]use_xla"]
 
 
 @pytest.mark.parametrize("script", TRAINING_SCRIPTS)
