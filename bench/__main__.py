@@ -7,7 +7,8 @@ when something cannot run, never on a number. The parts:
      git clone of the pinned commit + tf_upgrade_v2 on it        (bench/tool.py)
   2. training throughput of the patched scripts on this CPU, ALBERT-base shapes, one row per
      task and precision: run_pretraining.py (seq 128), run_squad_v1.py (seq 384),
-     run_classifier.py (seq 128), each with --precision=fp32 and bf16; and
+     run_classifier.py (seq 128), each with --precision=fp32 and bf16, and their peak
+     memory; --do_predict of run_squad_v1.py and run_classifier.py; and
      run_pretraining.py under horovodrun -np 2                    (bench/train.py)
   3. the peer: HuggingFace transformers' AlbertForPreTraining, AlbertForQuestionAnswering and
      AlbertForSequenceClassification on PyTorch, same shapes, eager and torch.compile'd,
@@ -42,6 +43,7 @@ from bench.proc import log, machine, run_logged, tail
 TASKS = ("pretrain", "squad", "classifier")
 PRECISIONS = ("fp32", "bf16")
 PEER_MODES = ("eager", "compiled")
+PREDICT_TASKS = ("squad", "classifier")
 # Each row's training script, and the peer's model for it.
 SCRIPTS = {"pretrain": "run_pretraining.py", "squad": "run_squad_v1.py",
            "classifier": "run_classifier.py"}
@@ -77,12 +79,15 @@ def parse(argv):
   p.add_argument("--tf-env", action="append", default=[], metavar="K=V",
                  help="extra environment for the TF runs (e.g. TF_XLA_FLAGS=...)")
   p.add_argument("--tf-flag", action="append", default=[], metavar="--FLAG=V",
-                 help="extra run_pretraining.py flag")
+                 help="extra flag of our training and prediction runs")
+  p.add_argument("--xla", action="store_true",
+                 help="pass --use_xla to our runs (XLA's JIT; the first steps compile, so "
+                      "give --warmup enough steps)")
   p.add_argument("--tree", default=os.environ.get("ALBERT_TREE"),
                  help="train this tree instead of building build/bench/albert "
                       "(default: $ALBERT_TREE)")
   p.add_argument("--skip", action="append", default=[],
-                 choices=["tool", "tf1", "hvd", "peer", "peak", "data", "accum"])
+                 choices=["tool", "tf1", "hvd", "peer", "peak", "data", "predict", "accum"])
   p.add_argument("--data-only", action="store_true",
                  help="run only part 6 (pretraining data) and merge its figures into the "
                       "results file")
@@ -115,6 +120,8 @@ def parse(argv):
       p.error(f"--{option.replace('_', '-')}: unknown {', '.join(wrong)}; "
               f"choose from {','.join(allowed)}")
     setattr(args, option, chosen)
+  if args.xla:
+    args.tf_flag.append("--use_xla")
   if args.quick:
     args.batch, args.squad_batch, args.warmup, args.timed, args.repeats = 2, 1, 1, 1, 1
     args.peak_n, args.peak_reps, args.examples = 512, 2, 32
@@ -227,6 +234,17 @@ def row_name(task, precision, peer_mode=None):
   return f"{task}_{precision}" + (f"_peer_{peer_mode}" if peer_mode else "")
 
 
+def predict_name(task, precision, peer_mode=None):
+  return f"{task}_{precision}_predict" + (f"_peer_{peer_mode}" if peer_mode else "")
+
+
+def predict_tasks(args):
+  """The rows whose --do_predict is timed too: SQuAD and the classifier."""
+  if "predict" in args.skip:
+    return []
+  return [task for task in PREDICT_TASKS if task in args.tasks]
+
+
 def training_plan(args, work, data_glob, inputs, config, features, logfile, runs):
   """Parts 2 and 3 as (name, what to log, measure), a row's runs side by side: ours, then the
   peer's, for each task and precision; the Horovod run last."""
@@ -245,10 +263,21 @@ def training_plan(args, work, data_glob, inputs, config, features, logfile, runs
                                     script_flags(task, precision), args, 1, args.threads,
                                     logfile)
 
-  def peer(task, precision, mode, batch, seq):
-    return lambda: measure.train_peer(row_name(task, precision, mode), work, task, precision,
-                                      mode == "compiled", batch, seq, args, args.threads,
-                                      logfile)
+  def peer(task, precision, mode, batch, seq, predict=False):
+    name = predict_name(task, precision, mode) if predict else row_name(task, precision, mode)
+    return lambda: measure.train_peer(name, work, task, precision, mode == "compiled", batch,
+                                      seq, args, args.threads, logfile, predict=predict)
+
+  def ours_predict(task, precision, batch):
+    def flags(out, steps):
+      del steps  # the prediction file holds warm-up + timed batches
+      # The scripts predict with the checkpoints in --output_dir: the training row's.
+      measure.copy_checkpoint(work / f"train-{row_name(task, precision)}", out,
+                              None if task == "squad" else "best")
+      return (measure.predict_flags(task, args, inputs, config, out)
+              + [f"--precision={precision}"])
+    return lambda: measure.train_tf(predict_name(task, precision), work, SCRIPTS[task], flags,
+                                    args, 1, args.threads, logfile, predict_batch=batch)
 
   plan = []
   for task in args.tasks:
@@ -264,6 +293,19 @@ def training_plan(args, work, data_glob, inputs, config, features, logfile, runs
           plan.append((row_name(task, precision, mode),
                        f"3/5 peer: {PEER_MODELS[task]}, {precision}, {mode}, batch {batch} x "
                        f"seq {seq}", peer(task, precision, mode, batch, seq)))
+  for task in predict_tasks(args):
+    batch, seq = ((args.squad_batch, args.squad_seq) if task == "squad"
+                  else (args.batch, args.seq))
+    for precision in args.precisions:
+      if "tf1" not in args.skip:
+        plan.append((predict_name(task, precision),
+                     f"2/5 {SCRIPTS[task]} --do_predict --precision={precision}, batch {batch} "
+                     f"x seq {seq}", ours_predict(task, precision, batch)))
+      if "peer" not in args.skip:
+        for mode in args.peer_modes:
+          plan.append((predict_name(task, precision, mode),
+                       f"3/5 peer: {PEER_MODELS[task]}, predict, {precision}, {mode}, batch "
+                       f"{batch} x seq {seq}", peer(task, precision, mode, batch, seq, True)))
   if "hvd" not in args.skip and "pretrain" in args.tasks:
     if not features["use_horovod_flag"]:
       runs["tf_hvd2"] = {"error": "run_pretraining.py has no --use_horovod in this tree"}
@@ -305,18 +347,31 @@ def peer_ratios(args, results, meta):
   """Part 3's ratios: ours over the peer's best (eager or compiled), per row; and the keys
   of earlier benchmarks, which were the fp32 pretraining row."""
   best = meta.setdefault("peer_best", {})
-  for task in args.tasks:
-    for precision in args.precisions:
-      name = row_name(task, precision)
-      peers = {mode: results.get(f"{row_name(task, precision, mode)}_examples_per_s")
-               for mode in args.peer_modes}
-      peers = {mode: rate for mode, rate in peers.items() if rate}
-      mode = max(peers, key=peers.get) if peers else None
-      best[name] = mode
-      peer = peers.get(mode)
-      results[f"{name}_peer_examples_per_s"] = peer
-      ours = results.get(f"{name}_examples_per_s")
-      results[f"{name}_ratio_vs_peer"] = ours / peer if ours and peer else None
+  runs = meta.get("runs", {})
+  rows = [(row_name(t, p), lambda m, t=t, p=p: row_name(t, p, m))
+          for t in args.tasks for p in args.precisions]
+  rows += [(predict_name(t, p), lambda m, t=t, p=p: predict_name(t, p, m))
+           for t in predict_tasks(args) for p in args.precisions]
+  for name, peer_name in rows:
+    peers = {mode: results.get(f"{peer_name(mode)}_examples_per_s")
+             for mode in args.peer_modes}
+    peers = {mode: rate for mode, rate in peers.items() if rate}
+    mode = max(peers, key=peers.get) if peers else None
+    best[name] = mode
+    peer = peers.get(mode)
+    results[f"{name}_peer_examples_per_s"] = peer
+    ours = results.get(f"{name}_examples_per_s")
+    results[f"{name}_ratio_vs_peer"] = ours / peer if ours and peer else None
+    if name.endswith("_predict"):
+      continue
+    # Peak resident memory of the training run, ours (the script's process) and the
+    # peer's (the run that counted, else eager).
+    ours_rss = ((runs.get(name) or {}).get("per_rank") or [{}])[0].get("max_rss_mib")
+    peer_rss = (runs.get(peer_name(mode or "eager")) or {}).get("max_rss_mib")
+    results[f"{name}_peak_rss_mb"] = ours_rss
+    results[f"{name}_peer_peak_rss_mb"] = peer_rss
+    results[f"{name}_peak_rss_ratio_vs_peer"] = (ours_rss / peer_rss if ours_rss and peer_rss
+                                                 else None)
   for figure in ("examples_per_s", "step_s", "examples_per_cpu_s", "cores_used"):
     results[f"tf_1proc_{figure}"] = results.get(f"pretrain_fp32_{figure}")
     peer_name = row_name("pretrain", "fp32", best.get("pretrain_fp32") or "eager")
@@ -357,6 +412,10 @@ def limit_figures(args, results, notes, meta):
         name = row_name(task, precision) + who
         results[f"{name}_utilisation_pct"] = utilisation(
             gflop, results.get(f"{name}_examples_per_s"), peak)
+        if task in predict_tasks(args):  # prediction: the forward pass, a third of a step
+          name = predict_name(task, precision) + who
+          results[f"{name}_utilisation_pct"] = utilisation(
+              gflop / 3, results.get(f"{name}_examples_per_s"), peak)
   gflop = results["model_gflop_per_example"]
   for name in ("tf_1proc", "tf_hvd2", "peer"):
     eps = results.get(f"{name}_examples_per_s")

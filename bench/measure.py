@@ -124,6 +124,39 @@ def fine_tuning_flags(task, args, inputs, config, output_dir, steps):
                    "--num_train_epochs=1"] + list(args.tf_flag)
 
 
+def predict_flags(task, args, inputs, config, output_dir):
+  """run_classifier.py's (MRPC test set) or run_squad_v1.py's --do_predict flags, without
+  training: both predict with the checkpoint of their training row, copied into OUTPUT_DIR
+  (run_squad_v1.py evaluates the checkpoints there, run_classifier.py reads
+  model.ckpt-best)."""
+  common = [f"--albert_config_file={config}", f"--vocab_file={inputs['spm_vocab']}",
+            f"--spm_model_file={inputs['spm_model']}", f"--output_dir={output_dir}",
+            "--do_lower_case", "--do_predict"]
+  if task == "classifier":
+    return common + ["--task_name=MRPC", f"--data_dir={inputs['mrpc']}",
+                     f"--max_seq_length={args.seq}",
+                     f"--predict_batch_size={args.batch}"] + list(args.tf_flag)
+  return common + [f"--predict_file={inputs['squad']}",
+                   f"--predict_feature_file={output_dir}.predict.tfrecord",
+                   f"--predict_feature_left_file={output_dir}.predict.left",
+                   f"--max_seq_length={args.squad_seq}", "--doc_stride=128",
+                   "--max_query_length=64",
+                   f"--predict_batch_size={args.squad_batch}"] + list(args.tf_flag)
+
+
+def copy_checkpoint(source, dest, name=None):
+  """Copies the last checkpoint of directory SOURCE (model.ckpt-N.*) into DEST, as
+  model.ckpt-NAME.* if NAME is given."""
+  dest.mkdir(parents=True, exist_ok=True)
+  steps = [int(p.name[len("model.ckpt-"):-len(".index")])
+           for p in source.glob("model.ckpt-*.index") if p.name[11:-6].isdigit()]
+  if steps:
+    prefix = f"model.ckpt-{max(steps)}"
+    for path in source.glob(prefix + ".*"):
+      target = path.name if name is None else f"model.ckpt-{name}" + path.name[len(prefix):]
+      shutil.copy2(path, dest / target)
+
+
 def timeout(args):
   """A run's time limit: --run-timeout, cut so that the whole benchmark keeps to --budget."""
   left = args.deadline - time.time()
@@ -150,10 +183,12 @@ def rate(durations, examples_per_step, warmup):
   return examples_per_step * len(timed) / sum(timed), timed
 
 
-def train_tf(name, work, script, script_flags, args, nproc, threads, logfile):
+def train_tf(name, work, script, script_flags, args, nproc, threads, logfile,
+             predict_batch=None):
   """One training run of a patched training script; returns a dict of what it measured.
 
-  script_flags(output_dir, steps): the script's flags for a run of STEPS steps.
+  script_flags(output_dir, steps): the script's flags for a run of STEPS steps. With
+  PREDICT_BATCH the run predicts instead, and its steps are the batches of its predictions.
   """
   out = work / f"train-{name}"
   shutil.rmtree(out, ignore_errors=True)
@@ -162,6 +197,8 @@ def train_tf(name, work, script, script_flags, args, nproc, threads, logfile):
     old.unlink()
   steps = args.warmup + args.timed
   extra = dict(kv.split("=", 1) for kv in args.tf_env)
+  if predict_batch:
+    extra["BENCH_PREDICT_BATCH"] = str(predict_batch)
   env = tf_env(threads, args.inter_threads or threads, extra)
   runner = [sys.executable, str(BENCH / "train.py"), "run", "--tree", str(args.tree_path),
             "--script", script, "--json", str(json_base), "--"]
@@ -256,8 +293,10 @@ def peer_env(threads):
               TRANSFORMERS_OFFLINE="1", HF_HUB_OFFLINE="1", USE_TF="0")
 
 
-def train_peer(name, work, task, precision, compiled, batch, seq, args, threads, logfile):
-  """One training run of the peer (bench/peer.py); returns a dict of what it measured."""
+def train_peer(name, work, task, precision, compiled, batch, seq, args, threads, logfile,
+               predict=False):
+  """One training run of the peer (bench/peer.py), or with PREDICT its forward passes;
+  returns a dict of what it measured."""
   path = work / f"{name}.json"
   if path.exists():
     path.unlink()
@@ -267,6 +306,8 @@ def train_peer(name, work, task, precision, compiled, batch, seq, args, threads,
          str(args.preds), "--steps", str(args.warmup + args.timed), "--threads", str(threads)]
   if compiled:
     cmd.append("--compile")
+  if predict:
+    cmd.append("--predict")
   load_before = loadavg()
   usage = {}
   rc, secs = run_logged(cmd, peer_env(threads), logfile, timeout=timeout(args), usage=usage)

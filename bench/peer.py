@@ -12,10 +12,11 @@ token ids with the shapes given. The task picks the model:
 --precision=bf16 runs forward and loss under torch.autocast(device_type="cpu",
 dtype=torch.bfloat16), PyTorch's mixed precision for CPUs; --compile trains the
 torch.compile'd model (its compilation happens in the first steps, which the caller leaves
-out of the timing). Writes one JSON object to --json.
+out of the timing). --predict times forward passes instead (model.eval(),
+torch.inference_mode(), the same autocast and --compile). Writes one JSON object to --json.
 
-  peer.py --json PATH --task T --precision P [--compile] --batch B --seq S --preds P
-          --steps N --threads T
+  peer.py --json PATH --task T --precision P [--compile] [--predict] --batch B --seq S
+          --preds P --steps N --threads T
   peer.py --peak --json PATH --precision P --n N --reps R --threads T
   peer.py --selftest   (imports torch and transformers and trains a tiny model one step)
 """
@@ -128,6 +129,42 @@ def train(args):
   return record
 
 
+def predict(args):
+  """--predict: forward passes of the task's model, as fast as PyTorch infers on a CPU:
+  model.eval(), torch.inference_mode(), autocast for bf16, torch.compile with --compile."""
+  import torch
+  import transformers
+
+  torch.set_num_threads(args.threads)
+  torch.set_num_interop_threads(max(1, args.interop_threads))
+  torch.manual_seed(0)
+  config = albert_base(args.vocab, tiny=args.selftest)
+  model = make_model(args.task, config)
+  model.eval()
+  forward = torch.compile(model) if args.compile else model
+  generator = torch.Generator().manual_seed(0)
+  seq = min(args.seq, config.max_position_embeddings)
+  batch = make_batch(torch, args.task, args.batch, seq, min(args.preds, seq - 1),
+                     config.vocab_size, generator)
+  inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+  durations, cpu = [], []
+  with torch.inference_mode():
+    for _ in range(args.steps):
+      last, last_cpu = time.perf_counter(), time.process_time()
+      with precision_context(torch, args.precision):
+        outputs = forward(**inputs)
+      float(outputs[0].float().sum())  # the results, used
+      durations.append(time.perf_counter() - last)
+      cpu.append(time.process_time() - last_cpu)
+  return {"torch": torch.__version__, "transformers": transformers.__version__,
+          "task": args.task, "precision": args.precision, "compiled": args.compile,
+          "predict": True, "threads": torch.get_num_threads(),
+          "interop_threads": torch.get_num_interop_threads(), "batch": args.batch, "seq": seq,
+          "steps": args.steps, "durations_s": durations, "cpu_s": cpu,
+          "parameters": sum(p.numel() for p in model.parameters()),
+          "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
 def matmul_peak(args):
   """The best of --reps n x n matmuls in the precision's dtype, in GFLOP/s."""
   import torch
@@ -153,6 +190,7 @@ def main(argv=None):
   top.add_argument("--task", choices=TASKS, default="pretrain")
   top.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
   top.add_argument("--compile", action="store_true")
+  top.add_argument("--predict", action="store_true")
   top.add_argument("--batch", type=int, default=2)
   top.add_argument("--seq", type=int, default=128)
   top.add_argument("--preds", type=int, default=20)
@@ -165,7 +203,8 @@ def main(argv=None):
   top.add_argument("--reps", type=int, default=8)
   top.add_argument("--selftest", action="store_true")
   args = top.parse_args(argv)
-  record = matmul_peak(args) if args.peak else train(args)
+  record = (matmul_peak(args) if args.peak else predict(args) if args.predict
+            else train(args))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(record, f)

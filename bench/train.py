@@ -11,7 +11,8 @@
       environment.
   train.py run --tree TREE --script SCRIPT --json PATH -- SCRIPT_FLAGS...
       runs TREE/SCRIPT (run_pretraining.py, run_classifier.py, run_squad_v1.py) unchanged and
-      records the step times of its PerfLoggingHook.
+      records the step times of its PerfLoggingHook (training), or of the batches its
+      estimator.predict yields (prediction; BENCH_PREDICT_BATCH gives the batch).
 
 `run` times training with the PerfLoggingHook (training_hooks.py) that each training script
 passes to estimator.train: its step times, and the process CPU time of each step, are copied to
@@ -92,7 +93,8 @@ def write_text_data(args):
   corpus = albert_data.write_corpus(os.path.join(args.out, "corpus.txt"))
   model, vocab = albert_data.train_sentencepiece(corpus, os.path.join(args.out, "spm"))
   mrpc = albert_data.write_mrpc(os.path.join(args.out, "mrpc"),
-                                num_train=args.classifier_examples)
+                                num_train=args.classifier_examples,
+                                num_test=args.classifier_examples)
   paragraphs = -(-args.squad_examples // 4)
   squad = albert_data.write_squad_v1(os.path.join(args.out, "squad_train.json"),
                                      num_paragraphs=paragraphs, questions_per_paragraph=4)
@@ -176,8 +178,53 @@ def _lazy_profiler_hook(output_dir):
   return LazyProfilerHook()
 
 
+_predictions_timed = False
+
+
+def _timed_predictions(predictions, json_base, script):
+  """Yields PREDICTIONS (one per example) and writes the time of each batch to json_base.
+
+  Only the process's first predict() is timed (run_squad_v1.py predicts again with the
+  checkpoint it keeps as the best).
+
+  A batch is --predict-batch examples (BENCH_PREDICT_BATCH): the estimator computes a batch,
+  then yields its examples one by one, so batch k is done when its first example arrives.
+  Step k's duration is the time from batch k-1's to batch k's; step 0's counts from the call
+  (graph, session, first batch).
+  """
+  global _predictions_timed
+  if not os.environ.get("BENCH_PREDICT_BATCH") or _predictions_timed:
+    yield from predictions
+    return
+  _predictions_timed = True
+  batch = int(os.environ["BENCH_PREDICT_BATCH"])
+  wall, cpu = [time.perf_counter()], [time.process_time()]
+  count = 0
+  try:
+    for prediction in predictions:
+      if count % batch == 0:
+        wall.append(time.perf_counter())
+        cpu.append(time.process_time())
+      count += 1
+      yield prediction
+  finally:
+    # Also when the caller stops early (run_classifier.py zips the predictions with its
+    # examples, and the generator is closed without running out).
+    if count % batch:  # a last, partial batch: not a step of the batch size
+      wall, cpu = wall[:-1], cpu[:-1]
+    rank, size = _rank_and_size()
+    record = {"hook": script + " predict", "rank": rank, "size": size, "predictions": count,
+              "durations_s": [b - a for a, b in zip(wall, wall[1:])],
+              "cpu_s": [b - a for a, b in zip(cpu, cpu[1:])],
+              "examples_per_step": batch, "env": _threads_env(), "end_time": time.time(),
+              "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    with open(f"{json_base}.rank{rank}", "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
+
 def _install_timing(json_base, script):
-  """Wraps Estimator.train so that its PerfLoggingHook's step times land in json_base."""
+  """Wraps Estimator.train so that its PerfLoggingHook's step times land in json_base, and
+  Estimator.predict so that its batch times do."""
   import tensorflow  # noqa: F401  (the estimator package needs TF loaded first)
   from tensorflow_estimator.python.estimator import estimator as estimator_lib
   from tensorflow_estimator.python.estimator.tpu import tpu_estimator
@@ -233,6 +280,14 @@ def _install_timing(json_base, script):
       return original_train(self, input_fn, hooks, *args, **kwargs)
 
     cls.train = train
+
+    original_predict = cls.predict
+
+    def predict(self, input_fn, *args, **kwargs):
+      return _timed_predictions(original_predict(self, input_fn, *args, **kwargs),
+                                json_base, script)
+
+    cls.predict = predict
 
   patch(tpu_estimator.TPUEstimator)
   patch(estimator_lib.Estimator)
