@@ -9,8 +9,6 @@ trained weights as fine-tuning from the checkpoint it was exported from.
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ import pytest
 import albert_data
 
 from .tiny_albert import (assert_initialized_from_checkpoint, hub_importable, last, model_args,
-                          read_results, run, script_env, squad_args)
+                          read_results, run, squad_args)
 
 needs_hub = pytest.mark.skipif(
     not hub_importable(),
@@ -123,29 +121,9 @@ def test_run_classifier_from_hub_module(albert_tree, tiny_data,
   assert 0.0 <= last(results, "eval_accuracy") <= 1.0
 
 
-# Runs a script with a graph-level random seed in its RunConfig: the scripts
-# take none from the command line, and without one the training data's
-# shuffle order differs from run to run.
-SEEDED = """
-import runpy, sys
-import tensorflow as tf
-_RunConfig = tf.compat.v1.estimator.tpu.RunConfig
-class SeededRunConfig(_RunConfig):
-  def __init__(self, *args, **kwargs):
-    kwargs.setdefault("tf_random_seed", 1234)
-    super().__init__(*args, **kwargs)
-tf.compat.v1.estimator.tpu.RunConfig = SeededRunConfig
-sys.argv = sys.argv[1:]
-sys.path.insert(0, str(__import__("pathlib").Path(sys.argv[0]).parent))
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
 def run_seeded(tree, script, *args, cwd):
-  cmd = [sys.executable, "-c", SEEDED, str(tree / script), *map(str, args)]
-  proc = subprocess.run(cmd, cwd=cwd, env=script_env(), capture_output=True,
-                        text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-8000:]
+  """The script with --seed: the training data's shuffle order repeats."""
+  proc = run(tree, script, *args, "--seed=1234", cwd=cwd)
   assert "'_tf_random_seed': 1234" in proc.stderr
   return proc
 
