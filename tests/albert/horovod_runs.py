@@ -200,3 +200,90 @@ def assert_squad_trained_on_two_ranks(out, log, record):
   assert count_records(out / "train.tf_record_1") > 0
   assert "[0]<stderr>:INFO:tensorflow:  Num orig examples = 11\n" in log
   assert "[1]<stderr>:INFO:tensorflow:  Num orig examples = 10\n" in log
+
+
+# Horovod workers: a tiny model trains through create_optimizer with AdamW or
+# LAMB, fp16 loss scaling and --num_accumulation_steps=argv[1], each update
+# taking that many micro-batches; then an update one of whose micro-batches
+# (the first) has an infinite loss on rank 1 alone must leave every variable
+# of both ranks as it was and halve the loss scale, the global step counting
+# it all the same; training then goes on. Prints RESULT and a JSON per rank.
+LOSS_SCALING = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from absl import flags
+from albert import optimization
+from albert.horovod_helpers import hvd, hvd_init, hvd_rank
+from albert.loss_scaling import enable_loss_scaling
+accumulate = int(sys.argv[1])
+flags.FLAGS(["loss_scaling", "--num_accumulation_steps=%d" % accumulate])
+tf.compat.v1.disable_eager_execution()
+hvd_init()
+enable_loss_scaling()
+data = np.random.RandomState(hvd_rank()).rand(8, 4).astype("float32")
+results = {"rank": hvd_rank()}
+for optimizer in ("adamw", "lamb"):
+  with tf.Graph().as_default():
+    tf.compat.v1.set_random_seed(1)
+    blow_up = tf.compat.v1.placeholder_with_default(1.0, [])
+    w = tf.compat.v1.get_variable("w", [4, 1])
+    loss = tf.reduce_mean(tf.square(tf.matmul(data, w) - 1.0))
+    if hvd_rank() == 1:
+      loss *= blow_up
+    train = optimization.create_optimizer(loss, 1e-2, 100, 0, False,
+                                          optimizer=optimizer)
+    step = tf.compat.v1.train.get_global_step()
+    scales = [v for v in tf.compat.v1.global_variables()
+              if "loss_scale" in v.name and "good_steps" not in v.name]
+
+    def update(session, first_blow_up=1.0):
+      losses = [session.run([train, loss], {blow_up: first_blow_up})[1]]
+      losses += [session.run([train, loss])[1] for _ in range(accumulate - 1)]
+      return losses[0]
+
+    with tf.compat.v1.Session() as session:
+      session.run([tf.compat.v1.global_variables_initializer(),
+                   tf.compat.v1.local_variables_initializer()])
+      session.run(hvd.broadcast_global_variables(0))
+      start_scale = session.run(scales[0])
+      losses = [update(session) for _ in range(5)]
+      before = session.run(w)
+      update(session, np.inf)
+      after, scale, global_step = session.run([w, scales[0], step])
+      update(session)
+      final = session.run(w)
+  results[optimizer] = {
+      "scale_variables": len(scales), "start_scale": float(start_scale),
+      "loss_falls": bool(losses[-1] < losses[0]),
+      "skipped": bool(np.array_equal(before, after)),
+      "trains_on": bool(not np.array_equal(after, final)),
+      "scale_after_overflow": float(scale), "global_step": int(global_step),
+      "weights": final.tolist()}
+print("RESULT " + json.dumps(results))
+"""
+
+
+def assert_loss_scaling_skips_overflows(tree, accumulate):
+  """Runs LOSS_SCALING on two ranks: both skip the overflowing update alike."""
+  env = dict(run_env(), PYTHONPATH=str(tree))
+  env.pop("TF_BF16_CONVERSION", None)
+  proc = subprocess.run([str(HOROVODRUN), "-np", "2", "--gloo", sys.executable, "-c",
+                         LOSS_SCALING, str(accumulate)], env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+  ranks = sorted((json.loads(line.split("RESULT ", 1)[1])
+                  for line in proc.stdout.splitlines() if "RESULT " in line),
+                 key=lambda r: r["rank"])
+  assert [r["rank"] for r in ranks] == [0, 1]
+  # Five updates and the skipped one: the global step counts updates.
+  expected = {"scale_variables": 1, "start_scale": 2.0 ** 15,
+              "loss_falls": True, "skipped": True, "trains_on": True,
+              "scale_after_overflow": 2.0 ** 14, "global_step": 6}
+  for optimizer in ("adamw", "lamb"):
+    for r in ranks:
+      got = dict(r[optimizer])
+      del got["weights"]
+      assert got == expected, (optimizer, r["rank"])
+    # The same update on both ranks: the gradients were averaged first.
+    assert ranks[0][optimizer]["weights"] == ranks[1][optimizer]["weights"]

@@ -26,7 +26,8 @@ import sys
 
 import pytest
 
-from .horovod_runs import HOROVODRUN, horovodrun, needs_horovodrun, perf_records, run_env
+from .horovod_runs import (HOROVODRUN, assert_loss_scaling_skips_overflows, horovodrun,
+                           needs_horovodrun, perf_records, run_env)
 from .tiny_albert import checkpoint_differences, write_pretraining_records
 from .tree import cpu_has_avx512, run_script
 
@@ -176,84 +177,9 @@ def test_accumulated_mean_is_the_batch_gradient(albert_tree, ranks):
                                    err_msg="%s %s" % (optimizer, name))
 
 
-# Horovod workers: a tiny model trains through create_optimizer with
-# --num_accumulation_steps=2 and fp16 loss scaling; one micro-batch whose loss
-# is infinite on rank 1 alone must make both ranks skip that update (their
-# variables stay, the loss scale halves, the global step advances) and
-# training then goes on.
-LOSS_SCALING = """
-import json
-import numpy as np
-import tensorflow as tf
-from absl import flags
-from albert import optimization
-from albert.horovod_helpers import hvd, hvd_init, hvd_rank
-from albert.loss_scaling import enable_loss_scaling
-flags.FLAGS(["accumulate", "--num_accumulation_steps=2"])
-tf.compat.v1.disable_eager_execution()
-hvd_init()
-enable_loss_scaling()
-data = np.random.RandomState(hvd_rank()).rand(8, 4).astype("float32")
-results = {"rank": hvd_rank()}
-for optimizer in ("adamw", "lamb"):
-  with tf.Graph().as_default():
-    tf.compat.v1.set_random_seed(1)
-    blow_up = tf.compat.v1.placeholder_with_default(1.0, [])
-    w = tf.compat.v1.get_variable("w", [4, 1])
-    loss = tf.reduce_mean(tf.square(tf.matmul(data, w) - 1.0))
-    if hvd_rank() == 1:
-      loss *= blow_up
-    train = optimization.create_optimizer(loss, 1e-2, 100, 0, False,
-                                          optimizer=optimizer)
-    step = tf.compat.v1.train.get_global_step()
-    scale, = [v for v in tf.compat.v1.global_variables()
-              if "loss_scale" in v.name and "good_steps" not in v.name]
-    with tf.compat.v1.Session() as session:
-      session.run([tf.compat.v1.global_variables_initializer(),
-                   tf.compat.v1.local_variables_initializer()])
-      session.run(hvd.broadcast_global_variables(0))
-      start = session.run(w)
-      first = []
-      for _ in range(2):
-        session.run(train)
-        first.append(int(session.run(step)))
-      before = session.run(w)
-      session.run(train, {blow_up: np.inf})
-      session.run(train)
-      after, scale_after, global_step = session.run([w, scale, step])
-      session.run(train)
-      session.run(train)
-      final = session.run(w)
-  results[optimizer] = {
-      "steps_after_first_update": first,
-      "updated": bool(not np.array_equal(start, before)),
-      "skipped": bool(np.array_equal(before, after)),
-      "trains_on": bool(not np.array_equal(after, final)),
-      "scale_after_overflow": float(scale_after), "global_step": int(global_step),
-      "weights": final.tolist()}
-print("RESULT " + json.dumps(results))
-"""
-
-
 @needs_horovodrun
 def test_an_overflow_in_one_micro_batch_skips_the_update_on_every_rank(albert_tree):
-  env = dict(run_env(), PYTHONPATH=str(albert_tree))
-  proc = subprocess.run([str(HOROVODRUN), "-np", "2", "--gloo", sys.executable, "-c",
-                         LOSS_SCALING], env=env, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-  ranks = sorted((json.loads(line.split("RESULT ", 1)[1])
-                  for line in proc.stdout.splitlines() if "RESULT " in line),
-                 key=lambda r: r["rank"])
-  assert [r["rank"] for r in ranks] == [0, 1]
-  # Two micro-batches make the first update; the overflow's is skipped but counted.
-  expected = {"steps_after_first_update": [0, 1], "updated": True, "skipped": True,
-              "trains_on": True, "scale_after_overflow": 2.0 ** 14, "global_step": 2}
-  for optimizer in ("adamw", "lamb"):
-    for r in ranks:
-      got = dict(r[optimizer])
-      del got["weights"]
-      assert got == expected, (optimizer, r["rank"])
-    assert ranks[0][optimizer]["weights"] == ranks[1][optimizer]["weights"]
+  assert_loss_scaling_skips_overflows(albert_tree, 2)
 
 
 @pytest.mark.skipif(not cpu_has_avx512(), reason="--precision=bf16 needs AVX-512")

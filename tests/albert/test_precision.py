@@ -7,10 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 
+from .horovod_runs import assert_loss_scaling_skips_overflows, needs_horovodrun
 from .tree import cpu_has_avx512
 
 
@@ -187,76 +186,6 @@ def test_session_config_on_this_cpu(albert_tree):
 
 
 # create_optimizer with loss scaling on, as --precision=fp16 sets it, on two
-# Horovod workers: a tiny model trains with AdamW or LAMB; then one step
-# whose loss is infinite on rank 1 alone must leave every variable of both
-# ranks as it was and halve the loss scale; training then goes on.
-LOSS_SCALING = """
-import json
-import numpy as np
-import tensorflow as tf
-from albert import optimization
-from albert.horovod_helpers import hvd, hvd_init, hvd_rank
-from albert.loss_scaling import enable_loss_scaling
-tf.compat.v1.disable_eager_execution()
-hvd_init()
-enable_loss_scaling()
-data = np.random.RandomState(hvd_rank()).rand(8, 4).astype("float32")
-results = {"rank": hvd_rank()}
-for optimizer in ("adamw", "lamb"):
-  with tf.Graph().as_default():
-    tf.compat.v1.set_random_seed(1)
-    blow_up = tf.compat.v1.placeholder_with_default(1.0, [])
-    w = tf.compat.v1.get_variable("w", [4, 1])
-    loss = tf.reduce_mean(tf.square(tf.matmul(data, w) - 1.0))
-    if hvd_rank() == 1:
-      loss *= blow_up
-    train = optimization.create_optimizer(loss, 1e-2, 100, 0, False,
-                                          optimizer=optimizer)
-    step = tf.compat.v1.train.get_global_step()
-    scales = [v for v in tf.compat.v1.global_variables()
-              if "loss_scale" in v.name and "good_steps" not in v.name]
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      session.run(hvd.broadcast_global_variables(0))
-      start_scale = session.run(scales[0])
-      losses = [session.run([train, loss])[1] for _ in range(5)]
-      before = session.run(w)
-      session.run(train, {blow_up: np.inf})
-      after, scale, global_step = session.run([w, scales[0], step])
-      session.run(train)
-      final = session.run(w)
-  results[optimizer] = {
-      "scale_variables": len(scales), "start_scale": float(start_scale),
-      "loss_falls": bool(losses[-1] < losses[0]),
-      "skipped": bool(np.array_equal(before, after)),
-      "trains_on": bool(not np.array_equal(after, final)),
-      "scale_after_overflow": float(scale), "global_step": int(global_step),
-      "weights": final.tolist()}
-print("RESULT " + json.dumps(results))
-"""
-
-HOROVODRUN = Path(sys.executable).with_name("horovodrun")
-
-
+@needs_horovodrun
 def test_dynamic_loss_scaling_around_create_optimizer(albert_tree):
-  if not HOROVODRUN.exists():
-    pytest.skip("horovodrun not installed")
-  proc = subprocess.run(
-      [str(HOROVODRUN), "-np", "2", "--gloo", sys.executable, "-c",
-       LOSS_SCALING], env=_env(albert_tree), capture_output=True, text=True,
-      timeout=300)
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-  ranks = sorted((json.loads(line.split("RESULT ", 1)[1])
-                  for line in proc.stdout.splitlines() if "RESULT " in line),
-                 key=lambda r: r["rank"])
-  assert [r["rank"] for r in ranks] == [0, 1]
-  expected = {"scale_variables": 1, "start_scale": 2.0 ** 15,
-              "loss_falls": True, "skipped": True, "trains_on": True,
-              "scale_after_overflow": 2.0 ** 14, "global_step": 6}
-  for optimizer in ("adamw", "lamb"):
-    for r in ranks:
-      got = dict(r[optimizer])
-      del got["weights"]
-      assert got == expected, (optimizer, r["rank"])
-    # The same update on both ranks: the gradients were averaged first.
-    assert ranks[0][optimizer]["weights"] == ranks[1][optimizer]["weights"]
+  assert_loss_scaling_skips_overflows(albert_tree, 1)
