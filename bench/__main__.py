@@ -230,6 +230,11 @@ def best_peak(found, threads):
   return max(rates) if rates else None
 
 
+def batch_and_seq(args, task):
+  """A row's batch per process and sequence length: SQuAD's own, or the others'."""
+  return (args.squad_batch, args.squad_seq) if task == "squad" else (args.batch, args.seq)
+
+
 def row_name(task, precision, peer_mode=None):
   return f"{task}_{precision}" + (f"_peer_{peer_mode}" if peer_mode else "")
 
@@ -281,8 +286,7 @@ def training_plan(args, work, data_glob, inputs, config, features, logfile, runs
 
   plan = []
   for task in args.tasks:
-    batch, seq = ((args.squad_batch, args.squad_seq) if task == "squad"
-                  else (args.batch, args.seq))
+    batch, seq = batch_and_seq(args, task)
     for precision in args.precisions:
       if "tf1" not in args.skip:
         plan.append((row_name(task, precision),
@@ -294,8 +298,7 @@ def training_plan(args, work, data_glob, inputs, config, features, logfile, runs
                        f"3/5 peer: {PEER_MODELS[task]}, {precision}, {mode}, batch {batch} x "
                        f"seq {seq}", peer(task, precision, mode, batch, seq)))
   for task in predict_tasks(args):
-    batch, seq = ((args.squad_batch, args.squad_seq) if task == "squad"
-                  else (args.batch, args.seq))
+    batch, seq = batch_and_seq(args, task)
     for precision in args.precisions:
       if "tf1" not in args.skip:
         plan.append((predict_name(task, precision),
