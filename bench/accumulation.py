@@ -24,8 +24,14 @@ def _with(args, **changes):
 def plan(args, train, pretraining_flags):
   """(name, what to log, measure) for both runs; train(name, run_args, flags) measures one,
   pretraining_flags(run_args, out, steps) gives the script's flags."""
-  accum_args = _with(args, warmup=ACCUMULATE, timed=ACCUMULATE * TIMED_UPDATES)
-  big_args = _with(args, batch=args.batch * ACCUMULATE, warmup=1, timed=TIMED_UPDATES)
+  # Each run trains (1 + TIMED_UPDATES) x ACCUMULATE batches of b; its time limit grows with
+  # that against a row's warm-up + timed steps.
+  work = (1 + TIMED_UPDATES) * ACCUMULATE / max(1, args.warmup + args.timed)
+  run_timeout = int(args.run_timeout * max(1.0, work) * 1.5)
+  accum_args = _with(args, warmup=ACCUMULATE, timed=ACCUMULATE * TIMED_UPDATES,
+                     run_timeout=run_timeout)
+  big_args = _with(args, batch=args.batch * ACCUMULATE, warmup=1, timed=TIMED_UPDATES,
+                   run_timeout=run_timeout)
 
   def accum_flags(out, micro_batches):
     # The script counts updates: a run of 1 + TIMED_UPDATES of them.
