@@ -83,22 +83,29 @@ def precision_context(torch, precision):
   return contextlib.nullcontext()
 
 
-def train(args):
-  import torch
-  import transformers
-
+def set_up(torch, args):
+  """Threads and seed, then the task's model, the callable that runs it (compiled with
+  --compile), the sequence length it takes and one batch of inputs."""
   torch.set_num_threads(args.threads)
   torch.set_num_interop_threads(max(1, args.interop_threads))
   torch.manual_seed(0)
   config = albert_base(args.vocab, tiny=args.selftest)
   model = make_model(args.task, config)
-  model.train()
-  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
   forward = torch.compile(model) if args.compile else model
   generator = torch.Generator().manual_seed(0)
   seq = min(args.seq, config.max_position_embeddings)
   batch = make_batch(torch, args.task, args.batch, seq, min(args.preds, seq - 1),
                      config.vocab_size, generator)
+  return model, forward, seq, batch
+
+
+def train(args):
+  import torch
+  import transformers
+
+  model, forward, seq, batch = set_up(torch, args)
+  model.train()
+  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
 
   durations = []
   cpu = []  # process CPU seconds (all threads) of each step
@@ -135,17 +142,8 @@ def predict(args):
   import torch
   import transformers
 
-  torch.set_num_threads(args.threads)
-  torch.set_num_interop_threads(max(1, args.interop_threads))
-  torch.manual_seed(0)
-  config = albert_base(args.vocab, tiny=args.selftest)
-  model = make_model(args.task, config)
+  model, forward, seq, batch = set_up(torch, args)
   model.eval()
-  forward = torch.compile(model) if args.compile else model
-  generator = torch.Generator().manual_seed(0)
-  seq = min(args.seq, config.max_position_embeddings)
-  batch = make_batch(torch, args.task, args.batch, seq, min(args.preds, seq - 1),
-                     config.vocab_size, generator)
   inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
   durations, cpu = [], []
   with torch.inference_mode():
