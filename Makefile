@@ -10,7 +10,7 @@ export ALBERT_UPSTREAM ?= $(wildcard $(CURDIR)/../shared/upstream/google-researc
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: setup gaudi-env hf-env apply check demo lint test test-learning test-fast bench bench-data clean
+.PHONY: setup gaudi-env hf-env apply check demo lint test test-long test-fast bench bench-data clean
 
 setup: $(VENV)/.horovod-$(HOROVOD_VERSION)
 
@@ -88,17 +88,18 @@ lint: setup
 # The lint first, since it takes a second. The series check and the tests' builds on the real
 # upstream share one cache, so upstream is converted once per cache (a fresh clone's build/cache
 # in CI). pytest runs two workers (two cores), each taking whole files; tests/conftest.py puts
-# the longest files first. The tests marked `learning` (train until a model learns: about 25
-# minutes of the two cores) are left to test-learning; CI runs both.
+# the longest files first. The tests marked `learning` (train until a model learns) and `long`
+# (longer runs of code a shorter test covers) are left to test-long, which keeps make test
+# under 15 minutes; CI runs both.
 test: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
 test: setup gaudi-env hf-env
 	$(PY) -m ruff check .
 	$(PY) tools/apply_patches.py check
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not learning" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not learning and not long" tests
 
-test-learning: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
-test-learning: setup gaudi-env hf-env
-	$(PY) -m pytest -q -n 2 --dist loadfile -m learning tests
+test-long: export ALBERT_PATCHES_CACHE ?= $(CURDIR)/build/cache
+test-long: setup gaudi-env hf-env
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "learning or long" tests
 
 # The tests that build nothing real (the tool's helpers, in process): seconds, for iterating.
 test-fast: setup

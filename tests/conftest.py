@@ -21,12 +21,13 @@ SLOW_FIXTURES = {"albert_tree", "gaudi_env", "tool_cache", "upstream_cache", "up
 
 
 # The files whose tests take longest, longest first. They are collected first, so that with
-# `pytest -n 2 --dist loadfile` (as `make test` runs) one worker starts the learning chain while
-# the other takes the rest, instead of the chain running alone at the end.
-LONGEST_FIRST = ("test_learning.py", "test_run_glue.py", "test_horovod_pretraining.py",
-                 "test_horovod_fine_tuning.py", "test_export_scripts.py",
-                 "test_pretraining_and_fine_tuning.py", "test_squad_v2_and_race.py",
-                 "test_convert_huggingface.py")
+# `pytest -n 2 --dist loadfile` (as `make test` and `make test-long` run) the longest files start
+# first, on both workers, instead of one running alone at the end.
+LONGEST_FIRST = ("test_learning.py", "test_run_glue.py", "test_gradient_accumulation.py",
+                 "test_horovod_pretraining.py", "test_horovod_fine_tuning.py",
+                 "test_pretraining_shards.py", "test_export_scripts.py",
+                 "test_convert_huggingface.py", "test_pretraining_and_fine_tuning.py",
+                 "test_convert_huggingface_inputs.py", "test_squad_v2_and_race.py")
 
 
 def pytest_collection_modifyitems(items):

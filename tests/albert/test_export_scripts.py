@@ -148,6 +148,7 @@ def fine_tune(tree, script, data, out, files, *model):
 
 
 @needs_hub
+@pytest.mark.long
 @pytest.mark.parametrize("script,squad", [("run_squad_v1.py", "v1"),
                                           ("run_squad_v2.py", "v2")])
 def test_fine_tuning_from_hub_module_equals_from_checkpoint(

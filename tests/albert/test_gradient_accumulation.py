@@ -78,7 +78,7 @@ def assert_same_training(one, accumulated):
   assert micro_batches == UPDATES * ACCUMULATE
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "lamb"])
+@pytest.mark.parametrize("optimizer", ["adamw", pytest.param("lamb", marks=pytest.mark.long)])
 def test_micro_batches_train_as_one_batch(albert_tree, start, optimizer, tmp_path):
   pretrain(albert_tree, start, tmp_path / "one", optimizer, BATCH, 1)
   log = pretrain(albert_tree, start, tmp_path / "accumulated", optimizer, MICRO_BATCH,
@@ -95,7 +95,7 @@ def allreduces(timeline):
 
 
 @needs_horovodrun
-@pytest.mark.parametrize("optimizer", ["adamw", "lamb"])
+@pytest.mark.parametrize("optimizer", ["adamw", pytest.param("lamb", marks=pytest.mark.long)])
 def test_two_ranks_allreduce_once_per_update(albert_tree, start, optimizer, tmp_path):
   counts = {}
   for name, batch, accumulate in (("one", BATCH, 1),

@@ -176,6 +176,7 @@ def model_args(data_dir, out):
           "--vocab_file", data_dir / "sp.vocab", "--output_dir", out]
 
 
+@pytest.mark.long
 def test_squad_v2_two_ranks(albert_tree, data, tmp_path):
   # 7 paragraphs of 3 questions (one unanswerable): 21 examples, 11 + 10.
   train = albert_data.write_squad_v2(tmp_path / "train.json", num_paragraphs=7)

@@ -97,6 +97,7 @@ sys.argv[_at + 1] += "/rank" + os.environ["HOROVOD_RANK"]
 """ + RUN_SCRIPT
 
 
+@pytest.mark.long
 def test_control_without_broadcast_ranks_differ(albert_tree, data, tmp_path):
   out, record = tmp_path / "out", tmp_path / "record"
   horovodrun([sys.executable, "-c", WITHOUT_BROADCAST, record]
@@ -106,6 +107,7 @@ def test_control_without_broadcast_ranks_differ(albert_tree, data, tmp_path):
   assert [name for name in a if a[name] != b[name]]
 
 
+@pytest.mark.long
 def test_pretraining_resumes_after_a_kill_between_saves(albert_tree, data,
                                                         tmp_path):
   """A run killed while saving resumes from rank 0's last whole checkpoint.

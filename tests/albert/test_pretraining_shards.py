@@ -315,6 +315,7 @@ def pretraining_args(data, output_dir, *extra):
           "--iterations_per_loop=10", "--max_eval_steps=4", *extra]
 
 
+@pytest.mark.long
 def test_eval_file_evaluates_the_test_shards_only(albert_tree, two_kinds, tmp_path):
   """Trained on `anna`, the model predicts masked `anna` and not masked `tom`: masked-LM
   accuracy shows which split an evaluation read."""

@@ -334,7 +334,8 @@ def recipe_results(tree, *args, cwd):
                         cwd=cwd, env=script_env(), capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.parametrize("task", ["squad_v1", "squad_v2", "race"])
+@pytest.mark.parametrize("task", ["squad_v1", pytest.param("squad_v2", marks=pytest.mark.long),
+                                  pytest.param("race", marks=pytest.mark.long)])
 def test_results_of_squad_and_race(albert_tree, tiny_data, tiny_pretrained, tmp_path, task):
   """A recipe's command run through recipe_results.py, as docs/recipes.md runs them: the row
   names the metric and step of the script's best evaluation, as the script wrote them."""

@@ -8,6 +8,7 @@ or the comparison proves nothing.
 import json
 
 import numpy as np
+import pytest
 
 from .horovod_runs import run_env
 from .tiny_albert import model_args
@@ -27,6 +28,7 @@ def differing(one, two):
   return [name for name in one if not np.array_equal(one[name], two[name])]
 
 
+@pytest.mark.long
 def test_pretraining_repeats_with_a_seed(albert_tree, tiny_data, tmp_path):
   config = json.loads(tiny_data["config"].read_text())
   config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)

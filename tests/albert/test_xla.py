@@ -7,6 +7,7 @@ run them. XLA's device compiler logs a line the first time it compiles a cluster
 import math
 
 import albert_data
+import pytest
 
 from .tiny_albert import SEQ, MAX_PRED, last, model_args, read_results, run, script_env
 
@@ -33,6 +34,7 @@ def _pretrain(tree, tiny_data, out, *extra):
              "--max_eval_steps=2", *extra, cwd=out.parent, env=_env())
 
 
+@pytest.mark.long
 def test_pretraining_compiles_clusters_with_use_xla(albert_tree, tiny_data, tmp_path):
   with_xla = _pretrain(albert_tree, tiny_data, tmp_path / "xla", "--use_xla")
   log = with_xla.stderr
