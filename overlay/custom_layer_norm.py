@@ -13,6 +13,15 @@ composite TensorFlow ops; its gradient is the one Habana's module registers.
 The lookup happens once per process. `use_fused_ops` hands the op library in
 directly, which is how a machine without a Gaudi builds graphs with the real
 op (the tests do).
+
+Elsewhere, on a CPU where TensorFlow runs oneDNN's kernels (TF_ENABLE_ONEDNN_OPTS,
+on by default on CPUs with AVX-512), the float32 layer norms of a float32 run
+(not --precision=bf16 or fp16) are one FusedBatchNormV3 in training mode over
+the rows of the input, followed by gamma and beta: one oneDNN kernel forward
+and one (FusedBatchNormGradV3) backward instead of a dozen element-wise ops
+each way, and the form Grappler's remapper fuses into _MklLayerNorm in graphs
+without gradients. It is the same function: the op normalizes each row with
+its biased variance and epsilon.
 """
 
 from __future__ import absolute_import
@@ -80,6 +89,75 @@ def habana_layer_norm(ops, inputs, beta, gamma, axis, epsilon):
       x=inputs, beta=beta, gamma=gamma,
       axes=tf.make_tensor_proto([axis]),
       epsilon=tf.make_tensor_proto(epsilon))
+  return outputs
+
+
+def onednn_enabled():
+  """Whether TensorFlow runs oneDNN's CPU kernels in this process."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return False
+  return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def mixed_precision_requested():
+  """Whether the running script was given a --precision other than fp32.
+
+  The mixed precision rewrites put FusedBatchNormV3 in 16 bits where its input
+  is, while the composite layer norm stays in float32 (its Mean is on no
+  rewrite list): the residual stream would change precision, so mixed
+  precision keeps the composite ops. Outside a script (no --precision parsed),
+  float32.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if "precision" not in flags.FLAGS or not flags.FLAGS.is_parsed():
+    return False
+  from albert.precision import requested_precision  # pylint: disable=g-import-not-at-top
+  return requested_precision() != "fp32"
+
+
+def use_batch_norm_kernel(dtype):
+  """Whether a layer norm of `dtype` goes through FusedBatchNormV3.
+
+  Only for float32 runs on oneDNN CPUs: elsewhere the op's kernels are not
+  faster than the composite ops, and cuDNN's raises epsilon to at least 1e-5.
+  """
+  if (dtype != tf.float32 or not onednn_enabled() or
+      mixed_precision_requested()):
+    return False
+  try:
+    return not tf.config.list_physical_devices("GPU")
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def batch_norm_kernel_layer_norm(inputs, beta, gamma, begin_norm_axis,
+                                 epsilon):
+  """Layer norm of `inputs` over axes [begin_norm_axis, rank) in one kernel.
+
+  The input is seen as a [1, rows, row size, 1] NCHW batch, so FusedBatchNormV3
+  in training mode normalizes each row (a channel) over its elements; its
+  scale and offset are ones and zeros, and gamma and beta follow, as
+  Keras' LayerNormalization does.  The raw op takes `epsilon` as given (the
+  Python wrapper raises it to 1.001e-5).
+  """
+  shape = tf.shape(inputs)
+  rows = tf.reduce_prod(shape[:begin_norm_axis])
+  row_size = tf.reduce_prod(shape[begin_norm_axis:])
+  channels = tf.reshape(rows, [1])
+  outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+      x=tf.reshape(inputs, tf.stack([1, rows, row_size, 1])),
+      scale=tf.fill(channels, tf.constant(1.0, inputs.dtype)),
+      offset=tf.fill(channels, tf.constant(0.0, inputs.dtype)),
+      mean=tf.constant([], inputs.dtype),
+      variance=tf.constant([], inputs.dtype),
+      epsilon=epsilon, data_format="NCHW", is_training=True)
+  outputs = tf.reshape(outputs, shape)
+  if gamma is not None:
+    outputs = outputs * gamma
+  if beta is not None:
+    outputs = outputs + beta
   return outputs
 
 
@@ -152,6 +230,9 @@ def custom_layer_norm(inputs,
         begin_params_axis in (-1, inputs_rank - 1)):
       outputs = habana_layer_norm(fused_ops, inputs, beta, gamma,
                                   begin_norm_axis, variance_epsilon)
+    elif fused_ops is None and use_batch_norm_kernel(dtype):
+      outputs = batch_norm_kernel_layer_norm(inputs, beta, gamma,
+                                             begin_norm_axis, variance_epsilon)
     else:
       mean, variance = tf.nn.moments(inputs, norm_axes, keepdims=True)
       outputs = tf.nn.batch_normalization(
