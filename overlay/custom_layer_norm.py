@@ -126,10 +126,8 @@ def use_batch_norm_kernel(dtype):
   if (dtype != tf.float32 or not onednn_enabled() or
       mixed_precision_requested()):
     return False
-  try:
-    return not tf.config.list_physical_devices("GPU")
-  except Exception:  # pylint: disable=broad-except
-    return False
+  from albert.precision import accelerator  # pylint: disable=g-import-not-at-top
+  return accelerator() == "CPU"
 
 
 def batch_norm_kernel_layer_norm(inputs, beta, gamma, begin_norm_axis,
