@@ -375,6 +375,11 @@ def peer_ratios(args, results, meta):
     results[f"{name}_peer_peak_rss_mb"] = peer_rss
     results[f"{name}_peak_rss_ratio_vs_peer"] = (ours_rss / peer_rss if ours_rss and peer_rss
                                                  else None)
+    # Each of the peer's modes too: torch.compile recomputes element-wise ops in the
+    # backward instead of keeping them, eager keeps them as TensorFlow does.
+    for each in args.peer_modes:
+      results[f"{name}_peer_{each}_peak_rss_mb"] = (runs.get(peer_name(each)) or {}).get(
+          "max_rss_mib")
   for figure in ("examples_per_s", "step_s", "examples_per_cpu_s", "cores_used"):
     results[f"tf_1proc_{figure}"] = results.get(f"pretrain_fp32_{figure}")
     peer_name = row_name("pretrain", "fp32", best.get("pretrain_fp32") or "eager")

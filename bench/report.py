@@ -128,6 +128,10 @@ def training_table(f, meta):
   best = meta.get("peer_best", {})
   rows = []
 
+  def peer_memory(name):
+    return "peer " + ", ".join(f"{mode} {fmt(f.get(f'{name}_peer_{mode}_peak_rss_mb'), 'MB')}"
+                               for mode in meta.get("peer_modes", []))
+
   def row(name, label, memory):
     peers = [f"{mode} {fmt(f.get(f'{name}_peer_{mode}_examples_per_s'))}"
              for mode in meta.get("peer_modes", [])]
@@ -137,7 +141,8 @@ def training_table(f, meta):
                  f"{fmt(f.get(f'{name}_peer_utilisation_pct'), '%')}",
                  f"{fmt(f.get(f'{name}_peak_rss_mb'), 'MB')} / "
                  f"{fmt(f.get(f'{name}_peer_peak_rss_mb'), 'MB')} = "
-                 f"{fmt(f.get(f'{name}_peak_rss_ratio_vs_peer'))}" if memory else "",
+                 f"{fmt(f.get(f'{name}_peak_rss_ratio_vs_peer'))} ({peer_memory(name)})"
+                 if memory else "",
                  f"ours: {how(runs, name)}; peer ({best.get(name) or 'n/a'}): "
                  f"{how(runs, f'{name}_peer_{best.get(name)}')}"))
 
