@@ -481,8 +481,9 @@ def fetch(model, out, base_url, expected_digest):
   print("%s: %s verified (%d variables of the pretraining graph), archive SHA-256 %s" % (
       out, model, count, digest), file=sys.stderr)
   if "spm_model_file" not in names:
-    print("%s has a WordPiece vocabulary and no sentencepiece model: pass no "
-          "--spm_model_file" % model, file=sys.stderr)
+    print("%s has a WordPiece vocabulary and no sentencepiece model: fine-tune it "
+          "with run_classifier.py or run_race.py, passing no --spm_model_file (the "
+          "SQuAD scripts need a sentencepiece model)" % model, file=sys.stderr)
   return flags_line(out, names)
 
 

@@ -134,6 +134,23 @@ def train_sentencepiece(corpus, model_prefix, vocab_size=300):
   return Path(str(model_prefix) + ".model"), Path(str(model_prefix) + ".vocab")
 
 
+def write_wordpiece_vocab(path, texts, size):
+  """Writes a WordPiece vocabulary of SIZE lines, as the Chinese models' vocab_chinese.txt:
+  BERT's special tokens, then the lower-cased words and punctuation of TEXTS, each a line,
+  except the verbs (VERBS), which are a stem and "##s" so that words split into pieces;
+  [unusedN] lines fill the rest."""
+  import re  # pylint: disable=import-outside-toplevel
+  words = {w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower())}
+  verbs = set(VERBS)
+  tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##s"]
+  tokens += sorted({w[:-1] if w in verbs else w for w in words} - set(tokens))
+  if len(tokens) > size:
+    raise ValueError("%d tokens do not fit a vocabulary of %d" % (len(tokens), size))
+  tokens += ["[unused%d]" % i for i in range(size - len(tokens))]
+  Path(path).write_text("\n".join(tokens) + "\n", encoding="utf-8")
+  return Path(path)
+
+
 def write_albert_config(path, vocab_size, hidden_size=32, num_layers=2,
                         num_heads=2, intermediate_size=64, embedding_size=16,
                         max_position_embeddings=64):

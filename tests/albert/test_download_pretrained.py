@@ -15,7 +15,10 @@ import tarfile
 
 import pytest
 
+import albert_data
+from .hf_oracle import hf_env  # noqa: F401 (a fixture)
 from .released_models import ArchiveServer, add_bytes, pack_released
+from .tiny_albert import assert_initialized_from_checkpoint, last, read_results, run
 
 MODEL = "albert_base_v2"
 DROP_AFTER = 1000
@@ -111,10 +114,12 @@ def archives(tiny_data, tiny_pretrained, tmp_path_factory):
 
   good = pack("good")
   # The Chinese layout: a WordPiece vocabulary of vocab_size lines, no sentencepiece model.
-  words = [line.split("\t")[0] for line in
-           tiny_data["spm_vocab"].read_text(encoding="utf-8").splitlines()]
+  texts = [p.read_text(encoding="utf-8") for p in
+           [tiny_data["dir"] / "corpus.txt", *sorted((tiny_data["dir"] / "glue").rglob("*.tsv"))]]
+  vocab_txt = albert_data.write_wordpiece_vocab(work / "vocab_chinese.txt", texts,
+                                                tiny_data["vocab_size"])
   pack_released(root / "good" / "albert_base_zh.tar.gz", "albert_base", tiny_data["config"],
-                tiny_pretrained["checkpoint"], vocab_txt=("\n".join(words) + "\n").encode())
+                tiny_pretrained["checkpoint"], vocab_txt=vocab_txt.read_bytes())
   (root / "truncated").mkdir()
   data = good.read_bytes()
   (root / "truncated" / ("%s.tar.gz" % MODEL)).write_bytes(data[:len(data) // 2])
@@ -233,6 +238,67 @@ def test_chinese_layout_has_no_spm_model_flag(albert_tree, server, tmp_path):
                    "albert_config_file": str(out / "albert_config.json"),
                    "vocab_file": str(out / "vocab_chinese.txt")}
   assert "no sentencepiece model" in proc.stderr
+
+
+# transformers' WordPiece tokenizer, the oracle: input ids of sentence pairs.
+HF_BERT_IDS = """
+import json, sys
+import transformers
+vocab, pairs, seq = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
+tokenizer = transformers.BertTokenizer(vocab, do_lower_case=True)
+print(json.dumps([tokenizer(a, b, max_length=seq, padding="max_length")["input_ids"]
+                  for a, b in pairs]))
+"""
+
+
+def record_ids(path):
+  """input_ids of each example in a run_classifier.py TFRecord file."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return [list(tf.train.Example.FromString(raw.numpy()).features.feature["input_ids"]
+               .int64_list.value) for raw in tf.data.TFRecordDataset(str(path))]
+
+
+def test_chinese_model_fine_tunes_with_its_wordpiece_vocabulary(
+    albert_tree, server, tiny_data, hf_env, tmp_path):  # noqa: F811
+  """The flags download_pretrained.py prints for a WordPiece model are what
+  run_classifier.py takes: it trains from the checkpoint, and tokenizes as transformers'
+  BertTokenizer does with the same vocabulary."""
+  model = succeeded(download(albert_tree, "--model=albert_base_zh",
+                             "--output_dir=%s" % (tmp_path / "zh"),
+                             "--base_url=" + server.url("ok") + "/good"))
+  out = tmp_path / "mrpc"
+  seq = 64  # every pair fits: no truncation, whose order the two could differ in
+  proc = run(albert_tree, "run_classifier.py", "--task_name=MRPC",
+             "--data_dir=%s" % (tiny_data["dir"] / "glue"), "--output_dir=%s" % out,
+             *["--%s=%s" % item for item in model.items()], "--do_lower_case",
+             "--max_seq_length=%d" % seq, "--train_batch_size=8", "--eval_batch_size=8",
+             "--learning_rate=1e-3", "--train_step=4", "--warmup_step=1",
+             "--save_checkpoints_steps=4", "--do_train", "--do_eval", cwd=tmp_path)
+  assert_initialized_from_checkpoint(proc.stderr)
+  assert last(read_results(out / "eval_results.txt"), "global_step") == 4
+  train = [line.split("\t") for line in (tiny_data["dir"] / "glue" / "MRPC" / "train.tsv")
+           .read_text(encoding="utf-8").splitlines()[1:]]
+  pairs = tmp_path / "pairs.json"
+  pairs.write_text(json.dumps([row[3:5] for row in train]), encoding="utf-8")
+  expected = json.loads(hf_env.run(HF_BERT_IDS, model["vocab_file"], pairs, seq)
+                        .stdout.splitlines()[-1])
+  ids = record_ids(out / "mrpc_train.tf_record")
+  assert len(ids) == len(train)
+  assert ids == expected, "run_classifier.py and BertTokenizer give different input ids"
+  vocab = (tmp_path / "zh" / "vocab_chinese.txt").read_text(encoding="utf-8").splitlines()
+  used = {vocab[i] for row in ids for i in row}
+  assert "##s" in used and "[UNK]" not in used, sorted(used)
+
+
+@pytest.mark.parametrize("script", ["run_classifier.py", "run_race.py"])
+def test_fine_tuning_without_a_vocabulary_is_refused(albert_tree, tiny_data, script, tmp_path):
+  proc = subprocess.run([sys.executable, str(albert_tree / script), "--data_dir=%s" % tmp_path,
+                         "--task_name=MRPC", "--output_dir=%s" % (tmp_path / "out"),
+                         "--albert_config_file=%s" % tiny_data["config"]],
+                        capture_output=True, text=True, env=download_env(), timeout=600)
+  assert proc.returncode != 0
+  assert "no vocabulary: pass --spm_model_file" in proc.stderr, proc.stderr[-2000:]
+  assert list(tmp_path.iterdir()) == []
 
 
 def test_list(albert_tree):
