@@ -7,6 +7,7 @@ SQuAD v1.1-format JSON.
 """
 import json
 import random
+import re
 from pathlib import Path
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour",
@@ -139,7 +140,6 @@ def write_wordpiece_vocab(path, texts, size):
   BERT's special tokens, then the lower-cased words and punctuation of TEXTS, each a line,
   except the verbs (VERBS), which are a stem and "##s" so that words split into pieces;
   [unusedN] lines fill the rest."""
-  import re  # pylint: disable=import-outside-toplevel
   words = {w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower())}
   verbs = set(VERBS)
   tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##s"]
