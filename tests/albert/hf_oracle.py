@@ -52,6 +52,14 @@ def hf_env():
   return HfEnv(HF_VENV)
 
 
+def record_input_ids(path):
+  """input_ids of each example in a TFRecord file a fine-tuning script wrote, to set beside
+  what transformers' tokenizer makes of the same text."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return [list(tf.train.Example.FromString(raw.numpy()).features.feature["input_ids"]
+               .int64_list.value) for raw in tf.data.TFRecordDataset(str(path))]
+
+
 def run_tf(tree, code, *args, timeout=600):
   """CODE in the project's Python with TREE importable as the scripts import it."""
   env = dict(os.environ, **THREADS, TF_CPP_MIN_LOG_LEVEL="2")

@@ -16,7 +16,7 @@ import tarfile
 import pytest
 
 import albert_data
-from .hf_oracle import hf_env  # noqa: F401 (a fixture)
+from .hf_oracle import hf_env, record_input_ids  # noqa: F401 (hf_env: a fixture)
 from .released_models import ArchiveServer, add_bytes, pack_released
 from .tiny_albert import assert_initialized_from_checkpoint, last, read_results, run
 
@@ -251,13 +251,6 @@ print(json.dumps([tokenizer(a, b, max_length=seq, padding="max_length")["input_i
 """
 
 
-def record_ids(path):
-  """input_ids of each example in a run_classifier.py TFRecord file."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  return [list(tf.train.Example.FromString(raw.numpy()).features.feature["input_ids"]
-               .int64_list.value) for raw in tf.data.TFRecordDataset(str(path))]
-
-
 def test_chinese_model_fine_tunes_with_its_wordpiece_vocabulary(
     albert_tree, server, tiny_data, hf_env, tmp_path):  # noqa: F811
   """The flags download_pretrained.py prints for a WordPiece model are what
@@ -282,7 +275,7 @@ def test_chinese_model_fine_tunes_with_its_wordpiece_vocabulary(
   pairs.write_text(json.dumps([row[3:5] for row in train]), encoding="utf-8")
   expected = json.loads(hf_env.run(HF_BERT_IDS, model["vocab_file"], pairs, seq)
                         .stdout.splitlines()[-1])
-  ids = record_ids(out / "mrpc_train.tf_record")
+  ids = record_input_ids(out / "mrpc_train.tf_record")
   assert len(ids) == len(train)
   assert ids == expected, "run_classifier.py and BertTokenizer give different input ids"
   vocab = (tmp_path / "zh" / "vocab_chinese.txt").read_text(encoding="utf-8").splitlines()

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import albert_data
-from .hf_oracle import convert, hf_env  # noqa: F401 (hf_env: a fixture)
+from .hf_oracle import convert, hf_env, record_input_ids  # noqa: F401 (hf_env: a fixture)
 from .released_models import ArchiveServer, pack_released
 from .tree import cpu_has_avx512, run_script, run_scripts
 
@@ -483,13 +483,6 @@ print(json.dumps({"input_ids": batch["input_ids"].tolist(),
 '''
 
 
-def predict_record_ids(path):
-  """input_ids of each example in run_classifier.py's predict.tf_record."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  return [list(tf.train.Example.FromString(raw.numpy()).features.feature["input_ids"]
-               .int64_list.value) for raw in tf.data.TFRecordDataset(str(path))]
-
-
 def test_classifier_exported_to_hf_predicts_as_run_classifier(
     albert_tree, learn_data, mrpc_data, fine_tuned, hf_round_trip, hf_env):  # noqa: F811
   """The fine-tuned MRPC classifier: run_classifier.py --do_predict on the dev set, and
@@ -525,7 +518,7 @@ def test_classifier_exported_to_hf_predicts_as_run_classifier(
   pairs = d / "mrpc_predict_pairs.json"
   pairs.write_text(json.dumps([row[3:5] for row in dev]), encoding="utf-8")
   result = json.loads(hf_env.run(HF_PREDICT, exported, pairs, SEQ).stdout.splitlines()[-1])
-  assert result["input_ids"] == predict_record_ids(out / "predict.tf_record"), (
+  assert result["input_ids"] == record_input_ids(out / "predict.tf_record"), (
       "transformers' tokenizer and run_classifier.py's give different input ids")
   probabilities = np.array(result["probabilities"])
   assert expected.shape == probabilities.shape == (NUM_DEV, 2)
