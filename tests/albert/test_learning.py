@@ -90,16 +90,20 @@ SQUAD_EXACT_MATCH = 80.0
 SQUAD_V2_EXACT = 70.0
 RACE_ACCURACY = 0.7
 # How far a 2-process run of the same optimisation (on_two_ranks) may fall
-# below the 1-process one. Every run of the chain has --seed, so on one
-# machine a run repeats bitwise; 2 ranks read other batches than 1 process
-# all the same. Seeded, on an idle 2-core machine, 2 ranks minus 1 process:
-# masked-LM accuracy +0.016 (0.454, 0.438), sentence-order accuracy +0.011
-# (0.836, 0.825), MRPC accuracy -0.015 (0.975, 0.99). Unseeded runs of
-# 1 process spread by 0.02 in masked-LM accuracy and, but for one run of
-# 0.805, by 0.02 in MRPC accuracy; sentence-order accuracy spreads from 0.70
-# to 0.95 between seeds, and a CPU that rounds differently draws another run,
-# so it is held to its threshold (SOP_ACCURACY) alone.
-TWO_RANK_TOLERANCE = {"masked_lm_accuracy": 0.03, "eval_accuracy": 0.05}
+# below the 1-process one. Every run of the chain has --seed, but that does not
+# make the 1-process pretraining repeat: it runs on two threads, whose sums
+# and updates do not come in a fixed order (test_seed.py's bitwise runs use
+# one). Its held-out masked-LM accuracy, same seed, same machine, five runs of
+# 2026-12-07 (two of them under load): 0.449, 0.437, 0.473, 0.431, 0.450; the
+# 2-rank run beside each: 0.447, 0.439, 0.432, 0.439, 0.429. 2 ranks minus
+# 1 process: -0.002, +0.002, -0.041 (a CI-like run, which failed the former
+# tolerance of 0.03), +0.008, -0.020, and +0.016 in an earlier session;
+# hence 0.06. MRPC accuracy -0.015 (0.975, 0.99);
+# unseeded runs of 1 process spread by 0.02 in it, but for one run of 0.805.
+# Sentence-order accuracy spreads from 0.70 to 0.95 between seeds, and a CPU
+# that rounds differently draws another run, so it is held to its threshold
+# (SOP_ACCURACY) alone.
+TWO_RANK_TOLERANCE = {"masked_lm_accuracy": 0.06, "eval_accuracy": 0.05}
 # The accuracy guard of --precision=bf16 (oneDNN's auto mixed precision, on
 # CPUs with AVX-512): MRPC and SQuAD v1 fine-tuned in bf16 from the same
 # checkpoint, which may fall this far below the fp32 runs. MRPC's is the
