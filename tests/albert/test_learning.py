@@ -468,8 +468,17 @@ def unigram_baseline(record):
   return counts.most_common(1)[0][1] / sum(counts.values())
 
 
+# run_classifier.py's probabilities against transformers' on the fine-tuned MRPC model,
+# both float32. The model's rounding is not small: transformers' float32 run differs from
+# its float64 one by up to 1.1e-5 (1.2e-6 on another run's model), ours from float64 by
+# up to 1.8e-5 (4.1e-6), so the two differed by 2.0e-5 (4.2e-6), measured 2026-12-07.
+# transformers' own ALBERT tests hold outputs to 1e-4. A wrong export moves them by far
+# more: the exact GELU in place of ALBERT's tanh approximation, by 2.4e-3 on that model.
+HF_PROBABILITY_TOLERANCE = 1e-4
+
 # transformers' tokenizer and classifier from the exported directory on the sentence pairs
-# of a JSON file: input ids and class probabilities, as JSON.
+# of a JSON file: input ids, class probabilities, and how far float32 rounding moves the
+# probabilities from float64's, as JSON.
 HF_PREDICT = r'''
 import json, sys
 import torch
@@ -482,8 +491,11 @@ batch = tokenizer([a for a, _ in pairs], [b for _, b in pairs], max_length=seq,
                   truncation="longest_first", padding="max_length", return_tensors="pt")
 with torch.no_grad():
   probabilities = torch.softmax(model(**batch).logits, -1)
+  # The same in float64: how far float32 rounding alone takes transformers' answer.
+  exact = torch.softmax(model.double()(**batch).logits, -1)
 print(json.dumps({"input_ids": batch["input_ids"].tolist(),
-                  "probabilities": probabilities.tolist()}))
+                  "probabilities": probabilities.tolist(),
+                  "rounding": (probabilities.double() - exact).abs().max().item()}))
 '''
 
 
@@ -526,8 +538,10 @@ def test_classifier_exported_to_hf_predicts_as_run_classifier(
       "transformers' tokenizer and run_classifier.py's give different input ids")
   probabilities = np.array(result["probabilities"])
   assert expected.shape == probabilities.shape == (NUM_DEV, 2)
-  assert np.abs(probabilities - expected).max() <= 1e-5, np.abs(probabilities - expected).max()
-  assert (probabilities.argmax(-1) == expected.argmax(-1)).all()
+  difference = np.abs(probabilities - expected).max()
+  assert difference <= HF_PROBABILITY_TOLERANCE, (
+      "run_classifier.py and transformers differ by %.3g in a probability; transformers' "
+      "float32 differs from its float64 by %.3g" % (difference, result["rounding"]))
   # A classifier that has learnt the task, not a constant one.
   labels = np.array([int(row[0]) for row in dev])
   assert (expected.argmax(-1) == labels).mean() >= MRPC_ACCURACY
