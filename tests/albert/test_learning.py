@@ -469,12 +469,19 @@ def unigram_baseline(record):
 
 
 # run_classifier.py's probabilities against transformers' on the fine-tuned MRPC model,
-# both float32. The model's rounding is not small: transformers' float32 run differs from
-# its float64 one by up to 1.1e-5 (1.2e-6 on another run's model), ours from float64 by
-# up to 1.8e-5 (4.1e-6), so the two differed by 2.0e-5 (4.2e-6), measured 2026-12-07.
-# transformers' own ALBERT tests hold outputs to 1e-4. A wrong export moves them by far
-# more: the exact GELU in place of ALBERT's tanh approximation, by 2.4e-3 on that model.
-HF_PROBABILITY_TOLERANCE = 1e-4
+# both float32. How far rounding moves them depends on the model the chain trained, so the
+# bound scales with transformers' own rounding there (its float32 against its float64).
+# Nine models (five chains' MRPC models, two of their 2-rank ones, two at step 0), measured
+# 2026-12-07: that rounding 8.3e-8 to 1.1e-5; the two frameworks apart by 1.0e-7 to
+# 2.0e-5, at most 3.5 times the rounding where it was over 1e-7 (4.3 times below that,
+# where the difference is six float32 steps of a probability). A fixed 1e-5 failed on
+# the 1.1e-5 one, in CI.
+# Exporting the exact GELU in place of ALBERT's tanh approximation moved them 52 to 4300
+# times the rounding on six of the seven models it was tried on; on the seventh, whose
+# activations stay where the two GELUs agree, by 5.5e-7, which no bound above rounding
+# can tell.
+HF_PROBABILITY_FLOOR = 2e-6
+HF_ROUNDING_FACTOR = 20
 
 # transformers' tokenizer and classifier from the exported directory on the sentence pairs
 # of a JSON file: input ids, class probabilities, and how far float32 rounding moves the
@@ -539,9 +546,11 @@ def test_classifier_exported_to_hf_predicts_as_run_classifier(
   probabilities = np.array(result["probabilities"])
   assert expected.shape == probabilities.shape == (NUM_DEV, 2)
   difference = np.abs(probabilities - expected).max()
-  assert difference <= HF_PROBABILITY_TOLERANCE, (
-      "run_classifier.py and transformers differ by %.3g in a probability; transformers' "
-      "float32 differs from its float64 by %.3g" % (difference, result["rounding"]))
+  tolerance = max(HF_PROBABILITY_FLOOR, HF_ROUNDING_FACTOR * result["rounding"])
+  assert difference <= tolerance, (
+      "run_classifier.py and transformers differ by %.3g in a probability, over %.3g; "
+      "transformers' float32 differs from its float64 by %.3g"
+      % (difference, tolerance, result["rounding"]))
   # A classifier that has learnt the task, not a constant one.
   labels = np.array([int(row[0]) for row in dev])
   assert (expected.argmax(-1) == labels).mean() >= MRPC_ACCURACY
